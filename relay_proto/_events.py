@@ -1,0 +1,285 @@
+"""Values the client core hands back: states, snapshots and events.
+
+Every event is a frozen, slotted dataclass that is complete at construction. ``Event`` is a
+closed union, so ``match event: ... case _: assert_never(event)`` is exhaustive. Events
+that come from the wire keep the server's inner params in ``raw`` as an escape hatch.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+JSONObject = dict[str, Any]
+
+
+class SessionState(enum.Enum):
+    """Where the session stands.
+
+    ``IDLE``: no socket (before the first ``connect()`` or after ``connection_lost()``).
+    ``CONNECTING``: ``signalwire.connect`` is on its way. ``READY``: requests flow.
+    ``DRAINING``: the server asked us to disconnect; new requests wait for the next socket.
+    """
+
+    IDLE = "idle"
+    CONNECTING = "connecting"
+    READY = "ready"
+    DRAINING = "draining"
+
+
+class CallState(enum.Enum):
+    """A call leg's state. States only move forward (``rank`` order); some may be skipped."""
+
+    CREATED = "created"
+    RINGING = "ringing"
+    ANSWERED = "answered"
+    ENDING = "ending"
+    ENDED = "ended"
+
+    @property
+    def rank(self) -> int:
+        return _CALL_STATE_RANK[self]
+
+
+_CALL_STATE_RANK = {state: index for index, state in enumerate(CallState)}
+
+
+class PlayState(enum.Enum):
+    """A play action's state. ``FINISHED`` and ``ERROR`` are terminal."""
+
+    PLAYING = "playing"
+    PAUSED = "paused"
+    FINISHED = "finished"
+    ERROR = "error"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (PlayState.FINISHED, PlayState.ERROR)
+
+
+class DialFailureCause(enum.Enum):
+    """Why a dial failed (a timeout is its own event, ``DialTimedOut``)."""
+
+    #: The server reported ``dial_state: failed`` (every leg ended unanswered).
+    FAILED = "failed"
+    #: The server refused the ``calling.dial`` request (error object or non-2xx code).
+    REFUSED = "refused"
+    #: The session was lost and the server did not restore it.
+    CONNECTION_LOST = "connection_lost"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Leg:
+    """One leg seen under a dial's tag, as last reported."""
+
+    call_id: str
+    node_id: str
+    device: JSONObject
+    state: CallState
+    end_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallInfo:
+    """A snapshot of a call known to the core."""
+
+    call_id: str
+    node_id: str
+    tag: str | None
+    device: JSONObject
+    direction: str
+    state: CallState
+    context: str | None = None
+    raw: JSONObject = field(default_factory=dict, repr=False, compare=False)
+
+
+# ---------------------------------------------------------------------------- session
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Connected:
+    """``signalwire.connect`` succeeded.
+
+    ``session_restored`` is true when a resume was asked for and granted: pending dials,
+    calls and plays carry on. When a resume was asked for and refused, the events that
+    fail what was lost (``DialFailed``, ``CallLost``, ``RequestFailed``) follow this one.
+    """
+
+    protocol: str
+    identity: str | None
+    session_restored: bool
+    resume_requested: bool
+    raw: JSONObject = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectFailed:
+    """``signalwire.connect`` was answered with an error.
+
+    ``retry_fresh`` is true when stored resume state was sent and the failure code says it
+    was stale (-32002/-32003/-32602): the core has forgotten that state, and a fresh
+    ``connect()`` on the same socket may succeed. Otherwise the credentials were refused.
+    """
+
+    code: int
+    message: str
+    retry_fresh: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DisconnectRequested:
+    """The server sent ``signalwire.disconnect`` (already acknowledged).
+
+    Requests now wait for the next socket. ``restart`` true means the next connect starts
+    a fresh session; otherwise it resumes.
+    """
+
+    restart: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LivenessLost:
+    """Pings went unanswered or the server fell silent: treat the socket as dead."""
+
+    reason: str
+
+
+# ---------------------------------------------------------------------------- dials
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DialAnswered:
+    """The dial was answered; ``call`` is the winning leg (state ``ANSWERED``)."""
+
+    tag: str
+    call: CallInfo
+    legs: tuple[Leg, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DialFailed:
+    """The dial ended without an answer. ``legs`` lists every leg with its end reason."""
+
+    tag: str
+    cause: DialFailureCause
+    code: int | None
+    message: str
+    reason: str | None
+    source: str | None
+    legs: tuple[Leg, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DialTimedOut:
+    """The dial's deadline passed. ``calling.end`` has been queued for every leg seen."""
+
+    tag: str
+    legs: tuple[Leg, ...]
+
+
+# ---------------------------------------------------------------------------- calls
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallStateChanged:
+    """A known call moved forward. Duplicates and backward moves are never reported."""
+
+    call_id: str
+    node_id: str
+    tag: str | None
+    state: CallState
+    previous: CallState | None
+    end_reason: str | None
+    timestamp: float | None
+    raw: JSONObject = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallLost:
+    """The session was reset by the server: the core no longer tracks this call."""
+
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MaxDurationReached:
+    """The call reached its ``max_duration``; the core has queued ``calling.end``."""
+
+    call_id: str
+    request_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InboundCall:
+    """A call arrived on one of the client's contexts (``calling.call.receive``)."""
+
+    call: CallInfo
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlayStateChanged:
+    """Progress of a ``calling.play`` action, deduplicated; terminal states end it."""
+
+    call_id: str
+    control_id: str
+    state: PlayState
+    raw: JSONObject = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnhandledEvent:
+    """A ``signalwire.event`` the core does not interpret (already acknowledged)."""
+
+    event_type: str
+    timestamp: float | None
+    params: JSONObject = field(repr=False)
+
+
+# ---------------------------------------------------------------------------- requests
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestSucceeded:
+    """A request made through the core got a successful reply."""
+
+    request_id: str
+    method: str
+    result: JSONObject = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestFailed:
+    """A request failed: an error reply, a non-2xx ``code``, or a lost connection.
+
+    ``call_gone`` is true for 404/410 from a call command (the call no longer exists);
+    ``connection_lost`` is true when the socket went away before an answer and the session
+    was not restored (``code`` is then -1).
+    """
+
+    request_id: str
+    method: str
+    code: int
+    message: str
+    data: Any = field(default=None, repr=False)
+    call_gone: bool = False
+    connection_lost: bool = False
+
+
+Event = (
+    Connected
+    | ConnectFailed
+    | DisconnectRequested
+    | LivenessLost
+    | DialAnswered
+    | DialFailed
+    | DialTimedOut
+    | CallStateChanged
+    | CallLost
+    | MaxDurationReached
+    | InboundCall
+    | PlayStateChanged
+    | UnhandledEvent
+    | RequestSucceeded
+    | RequestFailed
+)

@@ -1,0 +1,203 @@
+"""Input validation and normalisation for requests built by the client core.
+
+Everything here raises ``LocalProtocolError`` naming the offending field, and returns
+fresh JSON-ready values (the caller's objects are never mutated or kept).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ._errors import LocalProtocolError
+
+JSONObject = dict[str, Any]
+
+_E164 = re.compile(r"\+[1-9][0-9]{1,14}")
+_SIP_URI = re.compile(r"sips?:[^\s]+")
+
+
+def _fail(where: str, problem: str) -> LocalProtocolError:
+    return LocalProtocolError(f"{where}: {problem}")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def positive_int(where: str, value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise _fail(where, f"must be an integer number of seconds, got {value!r}")
+    if value <= 0:
+        raise _fail(where, f"must be > 0, got {value}")
+    return value
+
+
+def number(where: str, value: Any) -> float:
+    if not _is_number(value):
+        raise _fail(where, f"must be a finite number, got {value!r}")
+    return float(value)
+
+
+def positive_number(where: str, value: Any) -> float:
+    if not _is_number(value) or value <= 0:
+        raise _fail(where, f"must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def non_empty_str(where: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise _fail(where, f"must be a non-empty string, got {value!r}")
+    return value
+
+
+def _e164(where: str, value: Any) -> str:
+    if not isinstance(value, str) or not _E164.fullmatch(value):
+        raise _fail(where, f"must be an E.164 number like +15551234567, got {value!r}")
+    return value
+
+
+def _sip_uri(where: str, value: Any) -> str:
+    if not isinstance(value, str) or not _SIP_URI.fullmatch(value):
+        raise _fail(where, f"must be a sip: or sips: URI, got {value!r}")
+    return value
+
+
+def _phone(where: str, params: JSONObject) -> None:
+    for key in ("to_number", "from_number"):
+        if key not in params:
+            raise _fail(f"{where}.{key}", "is required for a phone device")
+        _e164(f"{where}.{key}", params[key])
+    for key in ("timeout", "max_duration"):
+        if key in params:
+            positive_int(f"{where}.{key}", params[key])
+
+
+def _sip(where: str, params: JSONObject) -> None:
+    for key in ("to", "from"):
+        if key not in params:
+            raise _fail(f"{where}.{key}", "is required for a sip device")
+        _sip_uri(f"{where}.{key}", params[key])
+    if "timeout" in params:
+        positive_int(f"{where}.timeout", params["timeout"])
+    headers = params.get("headers")
+    if headers is not None:
+        if not isinstance(headers, list):
+            raise _fail(f"{where}.headers", "must be a list of {name, value} objects")
+        for index, header in enumerate(headers):
+            here = f"{where}.headers[{index}]"
+            if not isinstance(header, dict) or set(header) != {"name", "value"}:
+                raise _fail(here, "must be an object with exactly 'name' and 'value'")
+            name = header["name"]
+            if not isinstance(name, str) or not name.startswith("X-") or len(name) < 3:
+                raise _fail(f"{here}.name", f"must start with 'X-', got {name!r}")
+            if not isinstance(header["value"], str):
+                raise _fail(f"{here}.value", "must be a string")
+
+
+def _device(where: str, device: Any) -> JSONObject:
+    if not isinstance(device, Mapping):
+        raise _fail(where, f"a device must be an object with 'type' and 'params', got {device!r}")
+    dtype = non_empty_str(f"{where}.type", device.get("type"))
+    params = device.get("params")
+    if not isinstance(params, Mapping):
+        raise _fail(f"{where}.params", "must be an object")
+    params = _deep_copy(params, f"{where}.params")
+    if dtype == "phone":
+        _phone(f"{where}.params", params)
+    elif dtype == "sip":
+        _sip(f"{where}.params", params)
+    out: JSONObject = _deep_copy(device, where)
+    out["params"] = params
+    return out
+
+
+def _deep_copy(value: Any, where: str) -> Any:
+    """Copy a JSON-like value, refusing anything that would not encode."""
+    if isinstance(value, Mapping):
+        out: JSONObject = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise _fail(where, f"object keys must be strings, got {key!r}")
+            out[key] = _deep_copy(item, f"{where}.{key}")
+        return out
+    if isinstance(value, list | tuple):
+        return [_deep_copy(item, f"{where}[{i}]") for i, item in enumerate(value)]
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise _fail(where, "numbers must be finite")
+        return value
+    raise _fail(where, f"{type(value).__name__} is not a JSON value")
+
+
+def devices_plan(devices: Any) -> list[list[JSONObject]]:
+    """Validate a dial plan: a non-empty list of non-empty lists of devices."""
+    if isinstance(devices, str | bytes | Mapping) or not isinstance(devices, Sequence):
+        raise _fail("devices", "must be a list of lists of devices, e.g. [[{...}], [{...}]]")
+    if not devices:
+        raise _fail("devices", "must contain at least one group")
+    plan: list[list[JSONObject]] = []
+    for g, group in enumerate(devices):
+        if isinstance(group, str | bytes | Mapping) or not isinstance(group, Sequence):
+            raise _fail(
+                f"devices[{g}]",
+                "must be a list of devices (the outer list is serial, inner lists ring at once)",
+            )
+        if not group:
+            raise _fail(f"devices[{g}]", "must contain at least one device")
+        plan.append([_device(f"devices[{g}][{d}]", device) for d, device in enumerate(group)])
+    return plan
+
+
+def media_list(media: Any) -> list[JSONObject]:
+    """Normalise play media to the nested wire form; accept the flat seed form too."""
+    if isinstance(media, str | bytes | Mapping) or not isinstance(media, Sequence) or not media:
+        raise _fail("media", "must be a non-empty list of media objects")
+    out = []
+    for index, item in enumerate(media):
+        where = f"media[{index}]"
+        if not isinstance(item, Mapping):
+            raise _fail(where, "must be an object like {'type': 'tts', 'text': 'Hello!'}")
+        mtype = non_empty_str(f"{where}.type", item.get("type"))
+        if "params" in item:
+            extra = set(item) - {"type", "params"}
+            if extra:
+                raise _fail(where, f"mixes nested 'params' with flat keys {sorted(extra)}")
+            params = item["params"]
+            if not isinstance(params, Mapping):
+                raise _fail(f"{where}.params", "must be an object")
+        else:
+            params = {key: value for key, value in item.items() if key != "type"}
+        params = _deep_copy(params, f"{where}.params")
+        if mtype == "tts":
+            non_empty_str(f"{where}.text", params.get("text"))
+        elif mtype == "audio":
+            non_empty_str(f"{where}.url", params.get("url"))
+        elif mtype == "silence":
+            positive_number(f"{where}.duration", params.get("duration"))
+        out.append({"type": mtype, "params": params})
+    return out
+
+
+def optional_number(where: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    if not _is_number(value) or value < 0:
+        raise _fail(where, f"must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def json_params(where: str, value: Any) -> JSONObject:
+    if not isinstance(value, Mapping):
+        raise _fail(where, "must be an object")
+    return dict(_deep_copy(value, where))
+
+
+def contexts_list(value: Any) -> list[str]:
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise _fail("contexts", "must be a list of context names")
+    return [non_empty_str(f"contexts[{i}]", item) for i, item in enumerate(value)]

@@ -1,0 +1,127 @@
+"""JSON-RPC 2.0 framing shared by both roles.
+
+One JSON object per WebSocket text message. ``parse`` turns a text message into one of
+three message values or raises ``RemoteProtocolError``; the ``encode_*`` helpers build the
+text of outgoing frames. Nothing here holds state.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from ._errors import RemoteProtocolError
+
+JSONObject = dict[str, Any]
+
+_SUCCESS_CODE = re.compile(r"2[0-9][0-9]")
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+_decode = json.JSONDecoder().decode
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A request (or notification, when ``id`` is None) from the peer."""
+
+    id: str | int | None
+    method: str
+    params: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """A successful reply."""
+
+    id: str | int
+    result: Any
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorReply:
+    """A JSON-RPC error reply."""
+
+    id: str | int | None
+    code: int
+    message: str
+    data: Any
+
+
+Message = Request | Result | ErrorReply
+
+
+def dumps(obj: JSONObject) -> str:
+    """Encode one frame (compact, UTF-8 friendly, no NaN)."""
+    return _encode(obj)
+
+
+def encode_request(request_id: str, method: str, params: JSONObject) -> str:
+    return _encode({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})
+
+
+def encode_result(request_id: str | int | None, result: JSONObject) -> str:
+    return _encode({"jsonrpc": "2.0", "id": request_id, "result": result})
+
+
+def encode_error(request_id: str | int | None, code: int, message: str, data: Any = None) -> str:
+    error: JSONObject = {"code": code, "message": message}
+    if data is not None:
+        error["data"] = data
+    return _encode({"jsonrpc": "2.0", "id": request_id, "error": error})
+
+
+def _valid_id(value: Any) -> bool:
+    return (isinstance(value, str | int) and not isinstance(value, bool)) or value is None
+
+
+def parse(text: str | bytes) -> Message:
+    """Parse one text message. Raises ``RemoteProtocolError`` on anything malformed."""
+    if not isinstance(text, str):
+        raise RemoteProtocolError("binary message received; RELAY frames are text")
+    try:
+        obj = _decode(text)
+    except ValueError as exc:  # JSONDecodeError, and RecursionError-free invalid input
+        raise RemoteProtocolError(f"invalid JSON: {exc}") from None
+    except RecursionError:
+        raise RemoteProtocolError("invalid JSON: nested too deeply") from None
+    if not isinstance(obj, dict):
+        raise RemoteProtocolError(f"frame is a JSON {type(obj).__name__}, not an object")
+    msg_id = obj.get("id")
+    if not _valid_id(msg_id):
+        raise RemoteProtocolError("frame has an id that is neither a string nor an integer")
+    method = obj.get("method")
+    if method is not None:
+        if not isinstance(method, str):
+            raise RemoteProtocolError("frame has a non-string method")
+        return Request(msg_id, method, obj.get("params"))
+    if msg_id is not None and "result" in obj:
+        return Result(msg_id, obj["result"])
+    if "error" in obj:
+        error = obj["error"]
+        if not isinstance(error, dict):
+            raise RemoteProtocolError("error reply whose error is not an object")
+        code = error.get("code")
+        if not isinstance(code, int) or isinstance(code, bool):
+            code = -32000
+        message = error.get("message")
+        return ErrorReply(
+            msg_id, code, message if isinstance(message, str) else "", error.get("data")
+        )
+    raise RemoteProtocolError("frame is neither a request nor a reply")
+
+
+def result_failure(result: Any) -> tuple[int, str] | None:
+    """Apply the RELAY ``code`` rule to a result: ``(code, message)`` if it is a failure.
+
+    A result object carrying a string ``code`` that is not ``2xx`` is a failure with
+    ``int(code)`` (or -1 when not numeric) and ``result.message``.
+    """
+    if not isinstance(result, dict):
+        return None
+    code = result.get("code")
+    if not isinstance(code, str) or _SUCCESS_CODE.fullmatch(code):
+        return None
+    message = result.get("message")
+    number = int(code) if code.isascii() and code.isdigit() else -1
+    return number, message if isinstance(message, str) else ""
