@@ -183,15 +183,12 @@ class DialFailedError(RelayError):
 
     def __str__(self) -> str:
         text = super().__str__()
-        details = [f"{name}={value}" for name, value in self._details() if value]
+        details = [f"{k}={v}" for k, v in (("reason", self.reason), ("source", self.source)) if v]
         if details:
             text += f" ({', '.join(details)})"
         if self.legs:
             text += f"; legs: {_describe_legs(self.legs)}"
         return text
-
-    def _details(self) -> tuple[tuple[str, str | None], ...]:
-        return (("reason", self.reason), ("source", self.source))
 
 
 class DialTimeoutError(RelayError, TimeoutError):
