@@ -13,7 +13,6 @@ zero would be meaningless); an ``Outcome`` always has a kind; faults are all off
 from __future__ import annotations
 
 import enum
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -53,8 +52,15 @@ _END_REASONS = {
 _KIND_NAMES = {kind.value: kind for kind in OutcomeKind} | {"noAnswer": OutcomeKind.NO_ANSWER}
 
 
+_MAX_SECONDS = 1e12
+
+
 def _check_seconds(name: str, value: object, *, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not -_MAX_SECONDS <= value <= _MAX_SECONDS  # NaN, infinities, overflowing ints
+    ):
         raise LocalProtocolError(f"{name} must be a finite number of seconds, got {value!r}")
     if value < 0 or (positive and value == 0):
         raise LocalProtocolError(f"{name} must be {'> 0' if positive else '>= 0'}, got {value!r}")

@@ -1,0 +1,290 @@
+"""One server-side socket of the simulator: the JSON-RPC session protocol, seen from the switch.
+
+Frames in through ``receive(text, now)``, frames out through ``data_to_send()``. The
+switch-wide state (sessions, calls, timers, faults) lives in ``Simulator`` (``_server``);
+this module owns the per-socket state machine.
+
+Invariants:
+- ``ConnectionState`` only moves along ``_CONNECTION_TRANSITIONS``. Once CLOSED a
+  connection queues nothing and ignores input (the adapter closes the socket and calls
+  ``connection_lost``). A DISCONNECTING connection still answers requests but gets no new
+  events: they wait, un-acked, for the session's next connection.
+- Every request with an id gets exactly one reply (result or JSON-RPC error), queued before
+  anything the request caused, except the ``events_before_result`` fault.
+- A reply from the client is matched against this socket's own requests (ping,
+  disconnect) first, then against its session's un-acked events; anything else is a
+  tolerated violation, recorded in ``violations``.
+- Credentials are checked and dropped: nothing secret is stored, queued or in a repr.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING, Any, TypeGuard
+
+from ._errors import LocalProtocolError, RemoteProtocolError
+from ._server_base import RpcError
+from ._wire import ErrorReply, Request, encode_error, encode_request, encode_result, parse
+
+if TYPE_CHECKING:
+    from ._server import Simulator, _Session
+
+__all__ = ["GARBAGE_FRAME", "ConnectionState", "ServerConnection"]
+
+JSONObject = dict[str, Any]
+
+GARBAGE_FRAME = "this is not JSON {"
+
+
+class ConnectionState(enum.Enum):
+    """Where one server-side socket stands.
+
+    ``HANDSHAKE``: waiting for ``signalwire.connect``. ``OPEN``: session attached.
+    ``DISCONNECTING``: ``signalwire.disconnect`` sent, waiting for its reply.
+    ``CLOSED``: the simulator wants the socket closed (or it is gone).
+    """
+
+    HANDSHAKE = "handshake"
+    OPEN = "open"
+    DISCONNECTING = "disconnecting"
+    CLOSED = "closed"
+
+
+_CONNECTION_TRANSITIONS: dict[ConnectionState, frozenset[ConnectionState]] = {
+    ConnectionState.HANDSHAKE: frozenset(
+        {ConnectionState.OPEN, ConnectionState.DISCONNECTING, ConnectionState.CLOSED}
+    ),
+    ConnectionState.OPEN: frozenset({ConnectionState.DISCONNECTING, ConnectionState.CLOSED}),
+    ConnectionState.DISCONNECTING: frozenset({ConnectionState.CLOSED}),
+    ConnectionState.CLOSED: frozenset(),
+}
+
+
+class ServerConnection:
+    """One client socket, seen from the switch."""
+
+    def __init__(self, sim: Simulator, now: float) -> None:
+        self._sim = sim
+        self._state = ConnectionState.HANDSHAKE
+        self._outbox: list[str] = []
+        self._frames = 0
+        self._session: _Session | None = None
+        self._pending: dict[str, str] = {}
+        self._lost = False
+        self.opened_at = now
+        #: Protocol violations by the peer that were tolerated (for test assertions).
+        self.violations: list[str] = []
+
+    def __repr__(self) -> str:
+        return f"<ServerConnection {self._state.value} protocol={self.protocol}>"
+
+    @property
+    def state(self) -> ConnectionState:
+        return self._state
+
+    @property
+    def protocol(self) -> str | None:
+        return self._session.protocol if self._session is not None else None
+
+    @property
+    def closed(self) -> bool:
+        """True when the simulator wants this socket closed (or it is gone)."""
+        return self._state is ConnectionState.CLOSED
+
+    def data_to_send(self) -> list[str]:
+        out, self._outbox = self._outbox, []
+        return out
+
+    def receive(self, text: str | bytes, now: float) -> None:
+        """Handle one client frame. Raises ``RemoteProtocolError`` on garbage; stays usable."""
+        if self._state is ConnectionState.CLOSED:
+            return
+        try:
+            message = parse(text)
+        except RemoteProtocolError as exc:
+            self.violations.append(str(exc))
+            raise
+        if isinstance(message, Request):
+            self._on_request(message, now)
+        else:
+            self._on_reply(message.id, isinstance(message, ErrorReply))
+        self._sim._flush()
+
+    def connection_lost(self, now: float) -> None:
+        """The socket is gone. The session waits ``resume_grace`` seconds for a resume."""
+        if self._lost:
+            return
+        self._lost = True
+        if self._state is not ConnectionState.CLOSED:
+            self._set_state(ConnectionState.CLOSED)
+        self._outbox = []
+        if self._session is not None:
+            self._sim._detach(self, self._session, now)
+        else:
+            del self._sim._connections[self]
+
+    def send_disconnect(self, *, restart: bool) -> None:
+        """Queue ``signalwire.disconnect``; the socket closes once the client replies.
+
+        ``restart=True`` also makes the session un-resumable (the client starts afresh).
+        """
+        self._send_request("signalwire.disconnect", {"restart": restart})
+        if not self.closed:  # the drop fault may have closed it on that very frame
+            self._set_state(ConnectionState.DISCONNECTING)
+        if restart and self._session is not None:
+            self._session.resumable = False
+
+    def send_ping(self, now: float | None = None) -> None:
+        self._send_request("signalwire.ping", {} if now is None else {"timestamp": now})
+
+    # ---- internals -------------------------------------------------------------------
+
+    def _set_state(self, state: ConnectionState) -> None:
+        if state not in _CONNECTION_TRANSITIONS[self._state]:  # guarded by every caller
+            raise AssertionError(f"connection cannot go from {self._state} to {state}")
+        self._state = state
+
+    def _send_request(self, method: str, params: JSONObject) -> None:
+        if self._state not in (ConnectionState.HANDSHAKE, ConnectionState.OPEN):
+            raise LocalProtocolError(f"cannot send {method} on a {self._state.value} connection")
+        request_id = self._sim._new_id()
+        self._pending[request_id] = method
+        self._queue(encode_request(request_id, method, params))
+
+    def _queue(self, frame: str) -> None:
+        if self._state is ConnectionState.CLOSED:
+            return
+        self._outbox.append(frame)
+        self._frames += 1
+        limit = self._sim.scenario.faults.drop_after_frames
+        if limit is not None and self._frames >= limit and self._sim._one_shot("drop"):
+            self._set_state(ConnectionState.CLOSED)
+
+    def _reply(self, request_id: str | int | None, result: JSONObject) -> None:
+        if request_id is not None:
+            self._queue(encode_result(request_id, result))
+
+    def _error(self, request_id: str | int | None, code: int, message: str) -> None:
+        if request_id is not None:
+            self._queue(encode_error(request_id, code, message))
+
+    def _on_reply(self, reply_id: str | int | None, is_error: bool) -> None:
+        key = reply_id if isinstance(reply_id, str) else ""
+        method = self._pending.pop(key, None)
+        if method is not None:
+            if method == "signalwire.disconnect":
+                self._set_state(ConnectionState.CLOSED)
+            return
+        session = self._session
+        if session is not None and session.unacked.pop(key, None) is not None:
+            if is_error:
+                self.violations.append(f"event {key} answered with an error")
+            return
+        self.violations.append(f"reply to an id never issued: {reply_id!r}")
+
+    def _on_request(self, request: Request, now: float) -> None:
+        method, params = request.method, request.params
+        if method == "signalwire.connect":
+            self._connect(request, now)
+            return
+        session = self._session
+        if session is None:
+            self._error(request.id, -32000, "signalwire.connect must come first")
+            return
+        if method == "signalwire.ping":
+            pong: JSONObject = {"timestamp": now}
+            if isinstance(params, dict):
+                pong.update({k: params[k] for k in ("timestamp", "payload") if k in params})
+            self._reply(request.id, pong)
+        elif method in ("signalwire.receive", "signalwire.unreceive"):
+            contexts = params.get("contexts") if isinstance(params, dict) else None
+            if not _is_string_list(contexts):
+                self._error(request.id, -32602, "contexts must be a list of strings")
+                return
+            self._sim._subscribe(session, contexts, add=method == "signalwire.receive")
+            self._reply(
+                request.id,
+                {
+                    "code": "200",
+                    "message": "Receiving all inbound related to the requested relay contexts",
+                },
+            )
+        elif method.startswith("calling."):
+            self._calling(request, session, now)
+        else:
+            self._error(request.id, -32601, f"Method not found: {method}")
+
+    def _calling(self, request: Request, session: _Session, now: float) -> None:
+        params = request.params
+        if not isinstance(params, dict):
+            self._error(request.id, -32602, f"{request.method} params must be an object")
+            return
+        sim = self._sim
+        try:
+            result = sim._switch.command(session, request.method, params, now)
+        except RpcError as exc:
+            self._error(request.id, exc.code, exc.message)
+            return
+        if request.method != "calling.dial":
+            self._reply(request.id, result)
+            return
+        faults = sim.scenario.faults
+        if faults.events_before_result:
+            sim._flush()
+        self._reply(request.id, result)
+        mode = faults.disconnect_after_dial
+        if mode and self._state is ConnectionState.OPEN and sim._one_shot("disconnect"):
+            self.send_disconnect(restart=mode == "restart")
+
+    def _connect(self, request: Request, now: float) -> None:
+        params = request.params
+        if self._state is not ConnectionState.HANDSHAKE:
+            self._error(request.id, -32000, "this socket already has a session")
+            return
+        if not isinstance(params, dict):
+            self._error(request.id, -32602, "signalwire.connect params must be an object")
+            return
+        contexts = params.get("contexts", [])
+        try:
+            project = self._sim._authenticate(params.get("authentication"))
+            if not _is_string_list(contexts):
+                raise RpcError(-32602, "contexts must be a list of strings")
+        except RpcError as exc:
+            self._error(request.id, exc.code, exc.message)
+            return
+        if project is None:
+            self._error(request.id, -32002, "Authentication failed")
+            return
+        sim = self._sim
+        session, restored = sim._attach(self, project, params, now)
+        self._session = session
+        session.event_acks = params.get("event_acks") is True
+        sim._subscribe(session, contexts, add=True)
+        self._set_state(ConnectionState.OPEN)
+        result: JSONObject = {
+            "identity": session.identity,
+            "protocol": session.protocol,
+            "authorization": {
+                "project": session.project,
+                "scopes": ["calling"],
+                "signature": session.signature,
+            },
+        }
+        if "protocol" in params:
+            result["session_restored"] = restored
+        self._reply(request.id, result)
+        if restored:
+            for frame in list(session.unacked.values()):
+                self._queue(frame)
+        sim._deliver(
+            session,
+            "signalwire.authorization.state",
+            {"authorization_state": session.auth_state},
+            now,
+        )
+        if sim.scenario.faults.garbage:
+            self._queue(GARBAGE_FRAME)
+
+
+def _is_string_list(value: object) -> TypeGuard[list[str]]:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
