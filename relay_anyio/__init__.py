@@ -1,1 +1,41 @@
-"""placeholder"""
+"""relay_anyio: a RELAY (SignalWire call control) client on anyio, for asyncio and trio.
+
+The protocol lives in ``relay_proto`` (pure, no I/O); this package drives it over
+WebSockets (wsproto) and also serves the local RELAY simulator.
+"""
+
+from relay_proto import CallState, PlayState
+
+from ._calls import Call, PlayAction
+from ._client import RelayClient
+from ._errors import (
+    AuthenticationError,
+    CallGoneError,
+    ConfigurationError,
+    ConnectionLostError,
+    DialFailedError,
+    DialTimeoutError,
+    ProtocolViolationError,
+    RelayError,
+    RequestError,
+)
+from ._simulator import SimulatorServer, serve_simulator
+
+__all__ = [
+    "AuthenticationError",
+    "Call",
+    "CallGoneError",
+    "CallState",
+    "ConfigurationError",
+    "ConnectionLostError",
+    "DialFailedError",
+    "DialTimeoutError",
+    "PlayAction",
+    "PlayState",
+    "ProtocolViolationError",
+    "RelayClient",
+    "RelayError",
+    "RequestError",
+    "SimulatorServer",
+    "serve_simulator",
+]

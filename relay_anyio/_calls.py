@@ -1,0 +1,194 @@
+"""User-facing call objects: ``Call`` and ``PlayAction``.
+
+They hold no protocol logic: every command goes through the client (and so through the
+core), and their state is updated only by the client's event dispatcher.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from relay_proto import CallState, PlayState
+
+from ._errors import ConnectionLostError
+
+if TYPE_CHECKING:
+    from ._client import RelayClient
+
+JSONObject = dict[str, Any]
+
+
+class PlayAction:
+    """A running ``calling.play``: wait for it, or pause/resume/stop/adjust it."""
+
+    __slots__ = ("_call", "_done", "_lost", "control_id", "state")
+
+    def __init__(self, call: Call, control_id: str) -> None:
+        self._call = call
+        self.control_id = control_id
+        self.state: PlayState | None = None
+        self._done = anyio.Event()
+        self._lost: str | None = None
+
+    def __repr__(self) -> str:
+        state = None if self.state is None else self.state.value
+        return f"<PlayAction control_id={self.control_id!r} state={state}>"
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def _update(self, state: PlayState) -> None:
+        self.state = state
+        if state.terminal:
+            self._done.set()
+
+    def _abandon(self, why: str) -> None:
+        if not self._done.is_set():
+            self._lost = why
+            self._done.set()
+
+    async def wait(self) -> PlayState:
+        """Wait until the play finishes; return ``FINISHED`` or ``ERROR``.
+
+        Raises ``ConnectionLostError`` if the call went away before the play ended.
+        """
+        await self._done.wait()
+        if self._lost is not None:
+            raise ConnectionLostError(self._lost)
+        assert self.state is not None
+        return self.state
+
+    async def stop(self) -> None:
+        await self._control("stop")
+
+    async def pause(self) -> None:
+        await self._control("pause")
+
+    async def resume(self) -> None:
+        await self._control("resume")
+
+    async def volume(self, volume: float) -> None:
+        await self._control("volume", volume)
+
+    async def _control(self, action: str, volume: float | None = None) -> None:
+        client = self._call._client
+        await client._command(
+            lambda core: core.play_control(
+                self._call.call_id, self.control_id, action, volume=volume
+            )
+        )
+
+
+class Call:
+    """A live call leg owned by this client (an answered dial, or an inbound call)."""
+
+    def __init__(
+        self,
+        client: RelayClient,
+        *,
+        call_id: str,
+        node_id: str,
+        tag: str | None,
+        device: JSONObject,
+        direction: str,
+        state: CallState,
+        context: str | None = None,
+    ) -> None:
+        self._client = client
+        self.call_id = call_id
+        self.node_id = node_id
+        self.tag = tag
+        self.device = device
+        self.direction = direction
+        self.state = state
+        self.context = context
+        self.end_reason: str | None = None
+        self._ended = anyio.Event()
+        self._actions: dict[str, PlayAction] = {}
+
+    def __repr__(self) -> str:
+        return (
+            f"<Call call_id={self.call_id!r} direction={self.direction} state={self.state.value}>"
+        )
+
+    @property
+    def ended(self) -> bool:
+        return self._ended.is_set()
+
+    # -------------------------------------------------------------- updates from the client
+
+    def _set_state(self, state: CallState, end_reason: str | None) -> None:
+        self.state = state
+        if end_reason is not None:
+            self.end_reason = end_reason
+        if state is CallState.ENDED:
+            self._finish("the call ended before the play finished")
+
+    def _finish(self, why: str) -> None:
+        for action in self._actions.values():
+            action._abandon(why)
+        self._actions.clear()
+        self._ended.set()
+
+    # -------------------------------------------------------------- commands
+
+    async def play(
+        self,
+        media: Sequence[Mapping[str, Any]],
+        *,
+        volume: float | None = None,
+        direction: str | None = None,
+        loop: int | None = None,
+    ) -> PlayAction:
+        """Start playing ``media``; returns once the server accepted the play.
+
+        Media may be nested (``{"type": "tts", "params": {"text": "Hi"}}``) or flat
+        (``{"type": "tts", "text": "Hi"}``).
+        """
+        holder: list[str] = []
+
+        def start(core: Any) -> str:
+            request_id, control_id = core.play(
+                self.call_id, media, volume=volume, direction=direction, loop=loop
+            )
+            holder.append(control_id)
+            self._actions[control_id] = PlayAction(self, control_id)
+            return str(request_id)
+
+        try:
+            await self._client._command(start, call=self)
+        except BaseException:
+            if holder:
+                self._actions.pop(holder[0], None)
+            raise
+        action = self._actions.get(holder[0])
+        if action is None:  # the play ended (or the call did) before the reply was read
+            action = PlayAction(self, holder[0])
+            action._abandon("the call ended before the play finished")
+        return action
+
+    async def hangup(self, reason: str = "hangup") -> None:
+        """End the call and wait for it to be ended. Does nothing if it already has."""
+        if self.ended:
+            return
+        await self._client._command(lambda core: core.end(self.call_id, reason), call=self)
+        await self._ended.wait()
+
+    async def answer(self) -> None:
+        """Answer an inbound call."""
+        await self._client._command(lambda core: core.answer(self.call_id), call=self)
+
+    async def execute(self, method: str, params: Mapping[str, Any] | None = None) -> JSONObject:
+        """Send any ``calling.<verb>`` for this call; returns the result object."""
+        return await self._client._command(
+            lambda core: core.execute(method, params or {}, call_id=self.call_id), call=self
+        )
+
+    async def wait_for_ended(self) -> str | None:
+        """Wait until the call has ended; return its end reason."""
+        await self._ended.wait()
+        return self.end_reason

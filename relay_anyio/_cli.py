@@ -1,0 +1,209 @@
+"""The ``relay`` command line: ``relay dial ...`` and ``relay serve ...``.
+
+Exit codes: 0 success, 1 the dial failed (no device answered), 2 usage error,
+3 the dial timed out, 4 authentication failed, 5 connection problem.
+Credentials come from the environment and are never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from functools import partial
+from typing import Any, TextIO
+
+import anyio
+
+from relay_proto import CallStateChanged, Event, LocalProtocolError
+from relay_proto._scenario import Scenario
+
+from ._client import RelayClient
+from ._errors import (
+    AuthenticationError,
+    ConfigurationError,
+    ConnectionLostError,
+    DialFailedError,
+    DialTimeoutError,
+    RelayError,
+)
+from ._simulator import serve_simulator
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TIMEOUT, EXIT_AUTH, EXIT_CONNECTION = 0, 1, 2, 3, 4, 5
+
+ENV_PROJECT = "SIGNALWIRE_PROJECT_ID"
+ENV_TOKEN = "SIGNALWIRE_API_TOKEN"
+ENV_SPACE = "SIGNALWIRE_SPACE"
+
+DESCRIPTION = """\
+Place and serve RELAY calls.
+
+  relay dial --from +15551230000 --to +15559870000 --say "Hello!"
+      Dials --to; --also numbers ring at the same time; --then numbers are tried
+      one after another if nobody answers (serial failover).
+
+  relay serve --listen 127.0.0.1:8765
+      Runs the local RELAY simulator and prints its ws:// URL.
+
+Credentials come from SIGNALWIRE_PROJECT_ID and SIGNALWIRE_API_TOKEN, the space from
+SIGNALWIRE_SPACE (e.g. example.signalwire.com). Without a space, --url or --host,
+`relay dial` runs against an embedded simulator.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="relay", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--backend", choices=("asyncio", "trio"), default="asyncio", help="event loop to use"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    dial = commands.add_parser("dial", help="place a call and report what happened")
+    dial.add_argument("--to", required=True, metavar="E164", help="number to dial first")
+    dial.add_argument("--from", dest="from_number", required=True, metavar="E164", help="caller id")
+    dial.add_argument(
+        "--also", action="append", default=[], metavar="E164", help="ring at the same time as --to"
+    )
+    dial.add_argument(
+        "--then", action="append", default=[], metavar="E164", help="try next if nobody answered"
+    )
+    dial.add_argument(
+        "--ring-timeout", type=int, default=30, metavar="S", help="seconds each device rings"
+    )
+    dial.add_argument(
+        "--dial-timeout", type=float, default=120.0, metavar="S", help="give up after S seconds"
+    )
+    dial.add_argument("--say", metavar="TEXT", help="speak TEXT once answered, then hang up")
+    target = dial.add_mutually_exclusive_group()
+    target.add_argument("--url", help="ws:// or wss:// URL of a RELAY server")
+    target.add_argument("--host", help="RELAY host, e.g. example.signalwire.com")
+
+    serve = commands.add_parser("serve", help="run the local RELAY simulator")
+    serve.add_argument("--listen", default="127.0.0.1:8765", metavar="HOST:PORT")
+    serve.add_argument("--project", help="accept only this project id (with --token)")
+    serve.add_argument("--token", help="accept only this token (with --project)")
+    serve.add_argument("--scenario", metavar="FILE", help="JSON scenario file (docs/simulator.md)")
+    return parser
+
+
+class _Progress:
+    """Prints one line per leg state change, with elapsed time."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._start = time.monotonic()
+        self._names: dict[str, str] = {}
+
+    def __call__(self, event: Event) -> None:
+        if not isinstance(event, CallStateChanged):
+            return
+        params = event.raw.get("device", {}).get("params", {}) if event.raw else {}
+        name = self._names.setdefault(event.call_id, str(params.get("to_number") or event.call_id))
+        reason = f" ({event.end_reason})" if event.end_reason else ""
+        elapsed = time.monotonic() - self._start
+        print(f"  {elapsed:6.2f}s  {name:<16} {event.state.value}{reason}", file=self._out)
+
+
+async def _dial(args: argparse.Namespace, out: TextIO) -> int:
+    devices = [[args.to, *args.also], *[[number] for number in args.then]]
+    plan = [
+        [
+            {
+                "type": "phone",
+                "params": {
+                    "to_number": number,
+                    "from_number": args.from_number,
+                    "timeout": args.ring_timeout,
+                },
+            }
+            for number in group
+        ]
+        for group in devices
+    ]
+    project = os.environ.get(ENV_PROJECT)
+    token = os.environ.get(ENV_TOKEN)
+    host = args.host or os.environ.get(ENV_SPACE)
+    if args.url is None and host is None:
+        print("no SIGNALWIRE_SPACE, --host or --url: using the embedded simulator", file=out)
+        async with serve_simulator() as sim:
+            return await _dial_with(plan, args, out, url=sim.url, project="demo", token="demo")
+    if not project or not token:
+        raise ConfigurationError(f"set {ENV_PROJECT} and {ENV_TOKEN} in the environment")
+    return await _dial_with(plan, args, out, url=args.url, host=host, project=project, token=token)
+
+
+async def _dial_with(
+    plan: list[list[dict[str, Any]]],
+    args: argparse.Namespace,
+    out: TextIO,
+    *,
+    project: str,
+    token: str,
+    url: str | None = None,
+    host: str | None = None,
+) -> int:
+    client = RelayClient(
+        project=project, token=token, url=url, host=None if url else host, on_event=_Progress(out)
+    )
+    async with client:
+        call = await client.dial(devices=plan, dial_timeout=args.dial_timeout)
+        print(f"answered: call {call.call_id}", file=out)
+        if args.say:
+            action = await call.play([{"type": "tts", "text": args.say}])
+            await action.wait()
+        await call.hangup()
+        print(f"ended: {call.end_reason}", file=out)
+    return EXIT_OK
+
+
+async def _serve(args: argparse.Namespace, out: TextIO) -> int:
+    host, _, port_text = args.listen.rpartition(":")
+    if not host or not port_text.isdigit():
+        raise ConfigurationError(f"--listen must be HOST:PORT, got {args.listen!r}")
+    if (args.project is None) != (args.token is None):
+        raise ConfigurationError("--project and --token go together")
+    credentials = None if args.project is None else {args.project: args.token}
+    scenario = None
+    if args.scenario:
+        try:
+            with open(args.scenario, encoding="utf-8") as handle:
+                scenario = Scenario.from_dict(json.load(handle))
+        except (OSError, ValueError, LocalProtocolError) as exc:
+            raise ConfigurationError(f"--scenario {args.scenario}: {exc}") from None
+    async with serve_simulator(
+        host=host.strip("[]"), port=int(port_text), credentials=credentials, scenario=scenario
+    ) as sim:
+        print(sim.url, file=out, flush=True)
+        await anyio.sleep_forever()
+    return EXIT_OK  # pragma: no cover - sleep_forever only ends by cancellation
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    command = _dial if args.command == "dial" else _serve
+    try:
+        return anyio.run(partial(command, args, out), backend=args.backend)
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except (ConfigurationError, ValueError) as exc:
+        print(f"relay: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except DialTimeoutError as exc:
+        print(f"relay: {exc}", file=sys.stderr)
+        return EXIT_TIMEOUT
+    except DialFailedError as exc:
+        print(f"relay: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except AuthenticationError as exc:
+        print(f"relay: authentication failed: {exc}", file=sys.stderr)
+        return EXIT_AUTH
+    except (ConnectionLostError, RelayError, OSError) as exc:
+        print(f"relay: connection problem: {exc}", file=sys.stderr)
+        return EXIT_CONNECTION

@@ -1,0 +1,639 @@
+"""``RelayClient``: the core driven over wsproto on anyio (asyncio or trio).
+
+Structure inside ``async with client:`` -- one task group holding:
+
+* the supervisor, started with ``tg.start`` so the first handshake's failure reaches
+  ``__aenter__`` directly: it connects, runs the socket's read loop, and reconnects with
+  backoff and jitter, resuming the session;
+* the timer task, which sleeps until the core's next deadline (dial timeouts, tombstones,
+  max_duration, pings, silence watchdog) and runs ``handle_timer``;
+* inbound call handlers registered with ``on_call``.
+
+Invariants:
+
+* Core state is updated synchronously before any ``await``; the core's outbox is drained
+  inside the socket's write lock, so wire order is state order. One write per drain.
+* User coroutines wait on per-request slots (dial by tag, request by id), never on a
+  shared queue; the read loop never waits on user code.
+* A cancelled ``dial()`` calls ``cancel_dial`` first (legs are ended in the core), then
+  flushes under a bounded shield, then re-raises the cancellation.
+* Internal failures are stored and re-raised from the user's next call; no task escapes
+  the task group and no ``ExceptionGroup`` leaves ``async with`` in ordinary failures.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack
+from types import TracebackType
+from typing import Any, Generic, TypeVar
+
+import anyio
+import anyio.abc
+
+from relay_proto import (
+    CallLost,
+    CallState,
+    CallStateChanged,
+    ClientConnection,
+    ConnectFailed,
+    Connected,
+    DialAnswered,
+    DialFailed,
+    DialFailureCause,
+    DialTimedOut,
+    DisconnectRequested,
+    Event,
+    InboundCall,
+    LivenessLost,
+    LocalProtocolError,
+    MaxDurationReached,
+    PlayStateChanged,
+    RemoteProtocolError,
+    RequestFailed,
+    RequestSucceeded,
+    UnhandledEvent,
+)
+
+from ._calls import Call
+from ._errors import (
+    AuthenticationError,
+    CallGoneError,
+    ConfigurationError,
+    ConnectionLostError,
+    DialFailedError,
+    DialTimeoutError,
+    ProtocolViolationError,
+    RelayError,
+    request_error,
+)
+from ._transport import ParsedURL, WebSocket, build_url, connect_websocket, redact
+
+logger = logging.getLogger("relay_anyio")
+
+T = TypeVar("T")
+JSONObject = dict[str, Any]
+AGENT = "relay-anyio/0.1"
+
+
+class _Slot(Generic[T]):
+    """A one-shot result: set once, awaited by one waiter."""
+
+    __slots__ = ("_event", "value")
+
+    def __init__(self) -> None:
+        self._event = anyio.Event()
+        self.value: T | BaseException | None = None
+
+    def set(self, value: T | BaseException) -> None:
+        if not self._event.is_set():
+            self.value = value
+            self._event.set()
+
+    @property
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    async def wait(self) -> T:
+        await self._event.wait()
+        value = self.value
+        if isinstance(value, BaseException):
+            raise value
+        return value  # type: ignore[return-value]
+
+
+class RelayClient:
+    """A supervised, reconnecting RELAY client. Use it as ``async with client:``.
+
+    Credentials: ``project`` + ``token``, or ``jwt_token``. Where to connect: ``host``
+    (``wss://host``; default ``relay.signalwire.com``) or ``url`` (any ``ws://``/``wss://``
+    URL; plain ``ws://`` only to loopback unless ``allow_insecure=True``).
+    """
+
+    def __init__(
+        self,
+        *,
+        project: str | None = None,
+        token: str | None = None,
+        jwt_token: str | None = None,
+        host: str | None = None,
+        url: str | None = None,
+        path: str = "",
+        contexts: Sequence[str] = (),
+        ssl_context: ssl.SSLContext | None = None,
+        allow_insecure: bool = False,
+        agent: str = AGENT,
+        connect_timeout: float = 10.0,
+        connect_attempts: int = 3,
+        auth_attempts: int = 3,
+        backoff_initial: float = 1.0,
+        backoff_max: float = 30.0,
+        ping_interval: float | None = 30.0,
+        silence_timeout: float | None = 90.0,
+        cleanup_timeout: float = 5.0,
+        close_timeout: float = 2.0,
+        hangup_on_exit: bool = True,
+        max_message_size: int = 10 * 1024 * 1024,
+        inbound_buffer: int = 64,
+        on_event: Callable[[Event], None] | None = None,
+    ) -> None:
+        self._url: ParsedURL = build_url(
+            host=host, url=url, path=path, allow_insecure=allow_insecure
+        )
+        try:
+            self._core = ClientConnection(
+                project=project,
+                token=token,
+                jwt_token=jwt_token,
+                contexts=contexts,
+                agent=agent,
+                ping_interval=ping_interval,
+                silence_timeout=silence_timeout,
+            )
+        except LocalProtocolError as exc:
+            raise ConfigurationError(str(exc)) from None
+        for name, value in (
+            ("connect_timeout", connect_timeout),
+            ("backoff_initial", backoff_initial),
+            ("backoff_max", backoff_max),
+            ("cleanup_timeout", cleanup_timeout),
+            ("close_timeout", close_timeout),
+        ):
+            if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+                raise ConfigurationError(f"{name}: must be a finite number > 0, got {value!r}")
+        self._ssl_context = ssl_context
+        self._connect_timeout = float(connect_timeout)
+        self._connect_attempts = max(1, int(connect_attempts))
+        self._auth_attempts = max(1, int(auth_attempts))
+        self._backoff_initial = float(backoff_initial)
+        self._backoff_max = float(backoff_max)
+        self._cleanup_timeout = float(cleanup_timeout)
+        self._close_timeout = float(close_timeout)
+        self._hangup_on_exit = hangup_on_exit
+        self._max_message_size = max_message_size
+        self._on_event = on_event
+        self._on_call: Callable[[Call], Awaitable[None]] | None = None
+        self._inbound_send, self._inbound_recv = anyio.create_memory_object_stream[Call](
+            inbound_buffer
+        )
+
+        self._ws: WebSocket | None = None
+        self._socket_scope: anyio.CancelScope | None = None
+        self._exit_stack: AsyncExitStack | None = None
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._failure: RelayError | None = None
+        self._closing = False
+        self._dials: dict[str, _Slot[DialAnswered | DialFailed | DialTimedOut]] = {}
+        self._requests: dict[str, _Slot[JSONObject]] = {}
+        self._calls: dict[str, Call] = {}
+        self._timer_wakeup = anyio.Event()
+        self._timer_at: float | None = None
+        self._connections = 0
+
+    def __repr__(self) -> str:
+        return f"<RelayClient url={str(self._url)!r} state={self._core.state.value}>"
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def protocol(self) -> str | None:
+        """The session's protocol string (it names the session; not a secret)."""
+        return self._core.protocol
+
+    @property
+    def connections(self) -> int:
+        """How many sockets have completed the handshake so far (1 + reconnects)."""
+        return self._connections
+
+    @property
+    def calls(self) -> list[Call]:
+        """Live calls owned by this client."""
+        return list(self._calls.values())
+
+    def on_call(self, handler: Callable[[Call], Awaitable[None]]) -> None:
+        """Run ``handler(call)`` in the client's task group for every inbound call."""
+        self._on_call = handler
+
+    async def inbound_calls(self) -> AsyncIterator[Call]:
+        """Iterate over inbound calls (when no ``on_call`` handler is set)."""
+        async for call in self._inbound_recv:
+            yield call
+
+    async def dial(
+        self,
+        devices: Sequence[Sequence[JSONObject]],
+        *,
+        tag: str | None = None,
+        max_duration: int | None = None,
+        region: str | None = None,
+        node_id: str | None = None,
+        max_price_per_minute: float | None = None,
+        dial_timeout: float = 120.0,
+    ) -> Call:
+        """Dial ``devices`` (outer list serial, inner lists in parallel); return the Call.
+
+        Raises ``DialFailedError`` (every leg failed, or the server refused the dial),
+        ``DialTimeoutError`` (``dial_timeout`` passed; ringing legs were hung up),
+        ``ConnectionLostError`` (the session was lost and not restored), or
+        ``ConfigurationError`` for invalid input (nothing was sent).
+        """
+        self._check_open()
+        try:
+            tag = self._core.dial(
+                devices,
+                tag=tag,
+                max_duration=max_duration,
+                region=region,
+                node_id=node_id,
+                max_price_per_minute=max_price_per_minute,
+                dial_timeout=dial_timeout,
+                now=anyio.current_time(),
+            )
+        except LocalProtocolError as exc:
+            raise ConfigurationError(str(exc)) from None
+        slot: _Slot[DialAnswered | DialFailed | DialTimedOut] = _Slot()
+        self._dials[tag] = slot
+        self._poke_timer()
+        try:
+            await self._flush()
+            outcome = await slot.wait()
+        except BaseException:
+            # Cancelled (or the client closed): nothing may stay alive under this tag.
+            self._dials.pop(tag, None)
+            if self._core.cancel_dial(tag, now=anyio.current_time()):
+                with anyio.move_on_after(self._cleanup_timeout, shield=True):
+                    await self._flush()
+            raise
+        del self._dials[tag]
+        if isinstance(outcome, DialAnswered):
+            return self._calls[outcome.call.call_id]
+        if isinstance(outcome, DialTimedOut):
+            raise DialTimeoutError(
+                f"no answer within {dial_timeout:g} s; every leg was hung up",
+                legs=outcome.legs,
+                tag=tag,
+            )
+        if outcome.cause is DialFailureCause.CONNECTION_LOST:
+            raise ConnectionLostError(outcome.message)
+        raise DialFailedError(
+            "dial refused by the server: " + outcome.message
+            if outcome.cause is DialFailureCause.REFUSED
+            else "dial failed: no device answered",
+            legs=outcome.legs,
+            reason=outcome.reason,
+            source=outcome.source,
+            code=outcome.code,
+            tag=tag,
+        )
+
+    async def execute(self, method: str, params: JSONObject | None = None) -> JSONObject:
+        """Send any request (not tied to a call); return its result object."""
+        return await self._command(lambda core: core.execute(method, params or {}))
+
+    async def ping(self) -> JSONObject:
+        return await self._command(lambda core: core.ping(now=anyio.current_time()))
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> RelayClient:
+        if self._exit_stack is not None:
+            raise RuntimeError("RelayClient is not reentrant")
+        stack = AsyncExitStack()
+        tg = await stack.enter_async_context(anyio.create_task_group())
+        self._exit_stack, self._tg = stack, tg
+        try:
+            await tg.start(self._supervise)
+            tg.start_soon(self._timer_loop)
+        except BaseException as exc:
+            tg.cancel_scope.cancel()
+            self._exit_stack = None
+            await stack.aclose()
+            if isinstance(exc, RelayError):
+                raise exc from exc.__cause__
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        stack, tg = self._exit_stack, self._tg
+        assert stack is not None and tg is not None
+        try:
+            with anyio.CancelScope(shield=True):
+                await self._shutdown()
+        finally:
+            tg.cancel_scope.cancel()
+            self._exit_stack = None
+            await stack.aclose()
+
+    async def _shutdown(self) -> None:
+        """Hang up what this client still owns, bounded by ``cleanup_timeout``."""
+        self._closing = True
+        now = anyio.current_time()
+        if self._hangup_on_exit and self._failure is None:
+            for tag in list(self._dials):
+                self._core.cancel_dial(tag, now=now)
+            for call in list(self._calls.values()):
+                if not call.ended and call.call_id in self._core.live_call_ids:
+                    self._core.end(call.call_id)
+            with anyio.move_on_after(self._cleanup_timeout):
+                await self._flush()
+                for call in list(self._calls.values()):
+                    await call.wait_for_ended()
+        self._fail_waiters(ConnectionLostError("the client was closed"))
+        self._inbound_send.close()
+        if self._ws is not None:
+            await self._ws.aclose(timeout=self._close_timeout)
+
+    # ------------------------------------------------------------------ commands
+
+    def _check_open(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+        if self._tg is None or self._closing:
+            raise RuntimeError("use the client inside 'async with client:'")
+
+    async def _command(
+        self, start: Callable[[ClientConnection], str], call: Call | None = None
+    ) -> JSONObject:
+        """Run one core command that sends a request; wait for and return its result."""
+        self._check_open()
+        if call is not None and call.ended:
+            raise CallGoneError(f"call {call.call_id} has ended", code=410)
+        try:
+            request_id = start(self._core)
+        except LocalProtocolError as exc:
+            if call is not None and call.call_id not in self._core.live_call_ids:
+                raise CallGoneError(f"call {call.call_id} has ended", code=410) from None
+            raise ConfigurationError(str(exc)) from None
+        slot: _Slot[JSONObject] = _Slot()
+        self._requests[request_id] = slot
+        try:
+            await self._flush()
+            return await slot.wait()
+        finally:
+            self._requests.pop(request_id, None)
+
+    async def _flush(self) -> None:
+        """Write everything the core has queued, in one write, if a socket is up."""
+        ws = self._ws
+        if ws is None:
+            return
+        try:
+            await ws.send_from(self._drain)
+        except RelayError as exc:
+            logger.debug("write failed: %s", exc)
+            self._abort_socket()
+
+    def _drain(self) -> list[str]:
+        frames = self._core.data_to_send()
+        if frames and logger.isEnabledFor(logging.DEBUG):
+            for frame in frames:
+                logger.debug("send %s", redact(frame))
+        return frames
+
+    # ------------------------------------------------------------------ events
+
+    def _dispatch(self, events: list[Event]) -> None:
+        hook = self._on_event
+        for event in events:
+            if hook is not None:
+                try:
+                    hook(event)
+                except Exception:
+                    logger.exception("on_event hook raised")
+            if isinstance(event, CallStateChanged):
+                call = self._calls.get(event.call_id)
+                if call is not None:
+                    call._set_state(event.state, event.end_reason)
+                    if event.state is CallState.ENDED:
+                        del self._calls[event.call_id]
+            elif isinstance(event, PlayStateChanged):
+                call = self._calls.get(event.call_id)
+                action = None if call is None else call._actions.get(event.control_id)
+                if action is not None:
+                    action._update(event.state)
+                    if event.state.terminal:
+                        del call._actions[event.control_id]  # type: ignore[union-attr]
+            elif isinstance(event, RequestSucceeded):
+                slot = self._requests.get(event.request_id)
+                if slot is not None:
+                    slot.set(event.result)
+            elif isinstance(event, RequestFailed):
+                self._on_request_failed(event)
+            elif isinstance(event, DialAnswered | DialFailed | DialTimedOut):
+                self._on_dial_outcome(event)
+            elif isinstance(event, CallLost):
+                lost = self._calls.pop(event.call_id, None)
+                if lost is not None:
+                    lost._finish("the session was lost with the call")
+            elif isinstance(event, InboundCall):
+                self._on_inbound(event)
+            elif isinstance(event, LivenessLost):
+                logger.warning("connection is not alive (%s); reconnecting", event.reason)
+                self._abort_socket()
+            elif isinstance(event, DisconnectRequested):
+                logger.info("server asked to disconnect (restart=%s)", event.restart)
+                scope = self._socket_scope
+                if scope is not None:
+                    scope.deadline = min(scope.deadline, anyio.current_time() + self._close_timeout)
+            elif isinstance(event, MaxDurationReached):
+                logger.info("call %s reached its max_duration; hanging up", event.call_id)
+            elif isinstance(event, Connected | ConnectFailed | UnhandledEvent):
+                pass  # handled by the read loop / left to on_event
+
+    def _on_request_failed(self, event: RequestFailed) -> None:
+        slot = self._requests.get(event.request_id)
+        if slot is None:
+            return
+        if event.connection_lost:
+            slot.set(ConnectionLostError(f"{event.method}: {event.message}"))
+        else:
+            slot.set(
+                request_error(event.message, code=event.code, data=event.data, method=event.method)
+            )
+
+    def _on_dial_outcome(self, event: DialAnswered | DialFailed | DialTimedOut) -> None:
+        if isinstance(event, DialAnswered):
+            info = event.call
+            self._calls[info.call_id] = Call(
+                self,
+                call_id=info.call_id,
+                node_id=info.node_id,
+                tag=info.tag,
+                device=info.device,
+                direction=info.direction,
+                state=info.state,
+            )
+        slot = self._dials.get(event.tag)
+        if slot is not None:
+            slot.set(event)
+
+    def _on_inbound(self, event: InboundCall) -> None:
+        info = event.call
+        call = Call(
+            self,
+            call_id=info.call_id,
+            node_id=info.node_id,
+            tag=info.tag,
+            device=info.device,
+            direction=info.direction,
+            state=info.state,
+            context=info.context,
+        )
+        self._calls[info.call_id] = call
+        if self._on_call is not None and self._tg is not None:
+            self._tg.start_soon(self._run_handler, self._on_call, call)
+            return
+        try:
+            self._inbound_send.send_nowait(call)
+        except (anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
+            # Nobody can take this call: refuse it rather than leave it ringing.
+            logger.warning("inbound call %s refused: nobody is taking calls", info.call_id)
+            self._core.end(info.call_id, "busy")
+
+    async def _run_handler(self, handler: Callable[[Call], Awaitable[None]], call: Call) -> None:
+        try:
+            await handler(call)
+        except Exception:
+            logger.exception("inbound call handler raised for call %s", call.call_id)
+
+    def _fail_waiters(self, error: RelayError) -> None:
+        for dial_slot in self._dials.values():
+            dial_slot.set(error)
+        for slot in self._requests.values():
+            slot.set(error)
+        for call in self._calls.values():
+            call._finish(str(error))
+
+    # ------------------------------------------------------------------ timers
+
+    def _poke_timer(self) -> None:
+        deadline = self._core.next_deadline()
+        if deadline is not None and (self._timer_at is None or deadline < self._timer_at):
+            self._timer_wakeup.set()
+
+    async def _timer_loop(self) -> None:
+        while True:
+            self._timer_wakeup = anyio.Event()
+            self._timer_at = self._core.next_deadline()
+            with anyio.CancelScope(deadline=math.inf if self._timer_at is None else self._timer_at):
+                await self._timer_wakeup.wait()
+            self._timer_at = None
+            events = self._core.handle_timer(now=anyio.current_time())
+            if events:
+                self._dispatch(events)
+            await self._flush()
+
+    # ------------------------------------------------------------------ connection
+
+    async def _supervise(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        started = False
+        backoff = self._backoff_initial
+        connect_failures = 0
+        auth_failures = 0
+
+        def ready() -> None:
+            nonlocal started, backoff, auth_failures, connect_failures
+            backoff, auth_failures, connect_failures = self._backoff_initial, 0, 0
+            self._connections += 1
+            if not started:
+                started = True
+                task_status.started()
+
+        while not self._closing:
+            try:
+                ws = await connect_websocket(
+                    self._url,
+                    ssl_context=self._ssl_context,
+                    connect_timeout=self._connect_timeout,
+                    max_message_size=self._max_message_size,
+                )
+            except ConnectionLostError as exc:
+                connect_failures += 1
+                if not started and connect_failures >= self._connect_attempts:
+                    raise
+                logger.warning("connect to %s failed: %s", self._url, exc)
+            else:
+                try:
+                    await self._run_socket(ws, ready)
+                except AuthenticationError as exc:
+                    auth_failures += 1
+                    if auth_failures >= self._auth_attempts:
+                        self._failure = exc
+                        self._fail_waiters(exc)
+                        if not started:
+                            raise
+                        return
+                    logger.warning("authentication failed: %s", exc)
+            if self._closing:
+                return
+            await anyio.sleep(backoff * random.uniform(0.5, 1.0))
+            backoff = min(backoff * 2, self._backoff_max)
+
+    def _abort_socket(self) -> None:
+        scope = self._socket_scope
+        if scope is not None:
+            scope.cancel()
+
+    async def _run_socket(self, ws: WebSocket, ready: Callable[[], None]) -> None:
+        """Handshake and read one socket until it dies. Raises AuthenticationError."""
+        core = self._core
+        self._ws = ws
+        try:
+            with anyio.CancelScope(deadline=anyio.current_time() + self._connect_timeout) as scope:
+                self._socket_scope = scope
+                core.connect(now=anyio.current_time())
+                self._poke_timer()
+                await self._flush()
+                await self._read_loop(ws, ready, scope)
+            if scope.cancelled_caught and core.state.value == "connecting":
+                logger.warning("no answer to signalwire.connect within %g s", self._connect_timeout)
+        except ConnectionLostError as exc:
+            logger.info("connection lost: %s", exc)
+        finally:
+            self._socket_scope = None
+            self._ws = None
+            core.connection_lost(now=anyio.current_time())
+            core.data_to_send()
+            with anyio.CancelScope(shield=True):
+                await ws.aclose(timeout=self._close_timeout)
+
+    async def _read_loop(
+        self, ws: WebSocket, ready: Callable[[], None], scope: anyio.CancelScope
+    ) -> None:
+        core = self._core
+        debug = logger.isEnabledFor(logging.DEBUG)
+        while True:
+            try:
+                texts = await ws.receive_texts()
+            except ProtocolViolationError as exc:
+                logger.warning("server broke the protocol: %s", exc)
+                continue
+            now = anyio.current_time()
+            for text in texts:
+                if debug:
+                    logger.debug("recv %s", redact(text))
+                try:
+                    events = core.receive(text, now=now)
+                except RemoteProtocolError as exc:
+                    logger.warning("server broke the protocol: %s", exc)
+                    continue
+                for event in events:
+                    if isinstance(event, Connected):
+                        scope.deadline = math.inf
+                        ready()
+                    elif isinstance(event, ConnectFailed):
+                        if not event.retry_fresh:
+                            raise AuthenticationError(event.message, code=event.code)
+                        core.connect(now=now)
+                self._dispatch(events)
+            self._poke_timer()
+            await self._flush()

@@ -1,0 +1,179 @@
+"""The local RELAY simulator on a real socket: ``relay_proto``'s server role over wsproto.
+
+``async with serve_simulator(...) as sim:`` listens on loopback, serves every WebSocket
+with one ``ServerConnection`` of a shared ``Simulator``, and drives its clock from
+``anyio.current_time()``. ``sim.url`` is the ``ws://`` URL to give the client;
+``sim.live_calls()`` reports the calls still up (for "no leaked call" assertions).
+
+Invariants: one task per socket reads it; one timer task runs the simulator's timers;
+after any input, every connection's outbox is flushed (one write per connection), and a
+connection the simulator marks closed is closed. Everything stops with the context.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from relay_proto import RemoteProtocolError
+from relay_proto._scenario import Scenario
+from relay_proto._server import ServerConnection, Simulator
+from relay_proto._server import LiveCall
+
+from ._errors import ConnectionLostError, ProtocolViolationError, RelayError
+from ._transport import WebSocket, accept_websocket
+
+logger = logging.getLogger("relay_anyio.simulator")
+
+
+class SimulatorServer:
+    """A running simulator. Create it with ``serve_simulator``."""
+
+    def __init__(self, simulator: Simulator, host: str, port: int) -> None:
+        self.simulator = simulator
+        self.host = host
+        self.port = port
+        self._sockets: dict[ServerConnection, WebSocket] = {}
+        self._wakeup = anyio.Event()
+        self._timer_at: float | None = None
+
+    def __repr__(self) -> str:
+        return f"<SimulatorServer url={self.url!r} connections={len(self._sockets)}>"
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"ws://{host}:{self.port}"
+
+    @property
+    def scenario(self) -> Scenario:
+        return self.simulator.scenario
+
+    @scenario.setter
+    def scenario(self, scenario: Scenario) -> None:
+        self.simulator.scenario = scenario
+
+    def live_calls(self) -> list[LiveCall]:
+        return self.simulator.live_calls()
+
+    def all_calls(self) -> list[LiveCall]:
+        return self.simulator.all_calls()
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._sockets)
+
+    async def inject_inbound_call(self, *, context: str, from_number: str, to_number: str) -> str:
+        call_id = self.simulator.inject_inbound_call(
+            context=context, from_number=from_number, to_number=to_number, now=anyio.current_time()
+        )
+        await self._after_input()
+        return call_id
+
+    async def disconnect_all(self, *, restart: bool = False) -> None:
+        """Send ``signalwire.disconnect`` on every socket."""
+        for conn in list(self._sockets):
+            conn.send_disconnect(restart=restart)
+        await self._after_input()
+
+    async def drop_all(self) -> None:
+        """Drop every socket abruptly (no close handshake), as a network failure would."""
+        for ws in list(self._sockets.values()):
+            await ws.abort()
+
+    # ------------------------------------------------------------------ internals
+
+    async def _after_input(self) -> None:
+        deadline = self.simulator.next_deadline()
+        if deadline is not None and (self._timer_at is None or deadline < self._timer_at):
+            self._wakeup.set()
+        for conn, ws in list(self._sockets.items()):
+            try:
+                await ws.send_from(conn.data_to_send)
+            except RelayError:
+                continue
+            if conn.closed:
+                await ws.abort()
+
+    async def _timer_loop(self) -> None:
+        while True:
+            self._wakeup = anyio.Event()
+            self._timer_at = self.simulator.next_deadline()
+            deadline = math.inf if self._timer_at is None else self._timer_at
+            with anyio.CancelScope(deadline=deadline):
+                await self._wakeup.wait()
+            self._timer_at = None
+            self.simulator.handle_timer(anyio.current_time())
+            await self._after_input()
+
+    async def _serve_socket(self, stream: anyio.abc.ByteStream) -> None:
+        try:
+            ws = await accept_websocket(stream)
+        except RelayError as exc:
+            logger.info("handshake failed: %s", exc)
+            await stream.aclose()
+            return
+        conn = self.simulator.open_connection(anyio.current_time())
+        self._sockets[conn] = ws
+        try:
+            while True:
+                try:
+                    texts = await ws.receive_texts()
+                except ProtocolViolationError as exc:
+                    logger.info("client broke the protocol: %s", exc)
+                    continue
+                now = anyio.current_time()
+                for text in texts:
+                    try:
+                        conn.receive(text, now)
+                    except RemoteProtocolError as exc:
+                        logger.info("client broke the protocol: %s", exc)
+                await self._after_input()
+        except ConnectionLostError:
+            pass
+        finally:
+            del self._sockets[conn]
+            conn.connection_lost(anyio.current_time())
+            with anyio.CancelScope(shield=True):
+                await ws.aclose(timeout=1.0)
+
+
+@asynccontextmanager
+async def serve_simulator(
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    credentials: Mapping[str, str] | None = None,
+    scenario: Scenario | Mapping[str, Any] | None = None,
+    resume_grace: float = 30.0,
+) -> AsyncIterator[SimulatorServer]:
+    """Run a simulator on ``host:port`` (port 0 picks a free one) for the block's duration.
+
+    ``credentials`` maps project ids to tokens (None accepts any); ``scenario`` is a
+    ``Scenario`` or its dict form (see docs/simulator.md).
+    """
+    if isinstance(scenario, Mapping):
+        scenario = Scenario.from_dict(scenario)
+    simulator = Simulator(
+        credentials=credentials,
+        scenario=scenario,
+        resume_grace=resume_grace,
+        id_factory=lambda: str(uuid.uuid4()),
+    )
+    listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
+    sockname = listener.extra(anyio.abc.SocketAttribute.local_address)
+    server = SimulatorServer(simulator, host, int(sockname[1]))
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, server._serve_socket)
+        tg.start_soon(server._timer_loop)
+        try:
+            yield server
+        finally:
+            tg.cancel_scope.cancel()
