@@ -161,6 +161,14 @@ async def _dial_with(
     return EXIT_OK
 
 
+def _load_scenario(path: str) -> Scenario:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return Scenario.from_dict(json.load(handle))
+    except (OSError, ValueError, LocalProtocolError) as exc:
+        raise ConfigurationError(f"--scenario {path}: {exc}") from None
+
+
 async def _serve(args: argparse.Namespace, out: TextIO) -> int:
     host, _, port_text = args.listen.rpartition(":")
     if not host or not port_text.isdigit():
@@ -168,13 +176,7 @@ async def _serve(args: argparse.Namespace, out: TextIO) -> int:
     if (args.project is None) != (args.token is None):
         raise ConfigurationError("--project and --token go together")
     credentials = None if args.project is None else {args.project: args.token}
-    scenario = None
-    if args.scenario:
-        try:
-            with open(args.scenario, encoding="utf-8") as handle:
-                scenario = Scenario.from_dict(json.load(handle))
-        except (OSError, ValueError, LocalProtocolError) as exc:
-            raise ConfigurationError(f"--scenario {args.scenario}: {exc}") from None
+    scenario = _load_scenario(args.scenario) if args.scenario else None
     async with serve_simulator(
         host=host.strip("[]"), port=int(port_text), credentials=credentials, scenario=scenario
     ) as sim:

@@ -40,8 +40,8 @@ from relay_proto import (
     CallState,
     CallStateChanged,
     ClientConnection,
-    ConnectFailed,
     Connected,
+    ConnectFailed,
     DialAnswered,
     DialFailed,
     DialFailureCause,
@@ -324,7 +324,8 @@ class RelayClient:
         tb: TracebackType | None,
     ) -> None:
         stack, tg = self._exit_stack, self._tg
-        assert stack is not None and tg is not None
+        assert stack is not None
+        assert tg is not None
         try:
             with anyio.CancelScope(shield=True):
                 await self._shutdown()

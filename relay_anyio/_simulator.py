@@ -24,8 +24,7 @@ import anyio.abc
 
 from relay_proto import RemoteProtocolError
 from relay_proto._scenario import Scenario
-from relay_proto._server import ServerConnection, Simulator
-from relay_proto._server import LiveCall
+from relay_proto._server import LiveCall, ServerConnection, Simulator
 
 from ._errors import ConnectionLostError, ProtocolViolationError, RelayError
 from ._transport import WebSocket, accept_websocket

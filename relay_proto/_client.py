@@ -5,12 +5,16 @@ events (returned) and text frames (queued; drain them with ``data_to_send()`` af
 call, even one that raised). The core never reads a clock: calls that start timers take
 ``now``, ``next_deadline()`` says when to call ``handle_timer(now)``.
 
+This module owns the session (connect, resume, disconnect), requests and their replies,
+server requests and liveness; dials, calls and plays live in ``_calls.CallTracker``.
+
 Invariants:
 
 * Every ``signalwire.event`` that carries an id is acknowledged exactly once per delivery,
   before anything else is done with it, whatever its type or content.
 * Control replies (acks, pongs, disconnect replies) go straight to the outbox in every
-  state; requests go out only while READY and otherwise wait in a bounded queue.
+  state; requests go out only while READY and otherwise wait in a queue bounded by
+  ``max_queued`` (internal hang-ups are exempt: the no-orphan promise beats the bound).
 * Each dial resolves exactly once (``DialAnswered``, ``DialFailed`` or ``DialTimedOut``),
   or is abandoned by ``cancel_dial()``; after that its tag is kept for a grace period so a
   late leg is ended on sight and never surfaces as a call.
@@ -18,44 +22,34 @@ Invariants:
 * A request whose reply was lost with a socket is never re-sent blindly: a dial is
   reconciled by its tag, hang-ups queued for cleanup are re-sent (they are idempotent),
   anything else fails with ``connection_lost``.
+* ``receive()`` raises ``RemoteProtocolError`` and nothing else; before raising it has
+  changed nothing but the silence watchdog and the acknowledgement it queued.
 """
 
 from __future__ import annotations
 
-import heapq
-import uuid
-from collections import OrderedDict, deque
+import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import replace
 from typing import Any
 
 from . import _validate as validate
 from . import _wire as wire
-from ._dials import DialRecord, DialStatus, LegRecord, end_reason_for
+from ._calls import CallTracker, TrackedCall, str_field
 from ._errors import LocalProtocolError, RemoteProtocolError
 from ._events import (
     CallInfo,
-    CallLost,
-    CallState,
-    CallStateChanged,
     Connected,
     ConnectFailed,
-    DialAnswered,
-    DialFailed,
-    DialFailureCause,
-    DialTimedOut,
     DisconnectRequested,
     Event,
-    InboundCall,
-    LivenessLost,
-    MaxDurationReached,
-    PlayState,
-    PlayStateChanged,
     RequestFailed,
     RequestSucceeded,
     SessionState,
     UnhandledEvent,
 )
+from ._liveness import Liveness
+from ._requests import PendingRequest, RequestTable
 
 JSONObject = dict[str, Any]
 
@@ -63,77 +57,30 @@ PROTOCOL_VERSION: JSONObject = {"major": 2, "minor": 0, "revision": 0}
 DEFAULT_AGENT = "relay-proto/0.1"
 _STALE_STATE_CODES = frozenset({-32002, -32003, -32602})
 _GONE_CODES = frozenset({404, 410})
-_RECENT_LIMIT = 4096
-_ENDING = CallState.ENDING.rank
 _PLAY_ACTIONS = frozenset({"pause", "resume", "stop", "volume"})
 
 
 def _uuid4() -> str:
-    return str(uuid.uuid4())
+    """A random (version 4) UUID string, built from ``os.urandom``.
+
+    Not ``uuid.uuid4()``: importing ``uuid`` drags in ``platform`` and more, and the core
+    keeps its imports to the few modules it needs.
+    """
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-@dataclass(slots=True)
-class _Request:
-    method: str
-    #: ``tag`` for dials, ``call_id`` for call commands, else None.
-    key: str | None = None
-    #: Whether its outcome is reported as ``RequestSucceeded``/``RequestFailed``.
-    surface: bool = True
-    #: For internal hang-ups: the params to re-send after a reconnect.
-    resend: JSONObject | None = None
-    #: For ``calling.play``: the play it started.
-    control_id: str | None = None
-    sent: bool = False
-
-
-@dataclass(slots=True)
-class _Call:
-    call_id: str
-    node_id: str
-    tag: str | None
-    device: JSONObject
-    direction: str
-    state: CallState
-    context: str | None
-    raw: JSONObject
-    max_duration_at: float | None = None
-
-    def info(self) -> CallInfo:
-        return CallInfo(
-            call_id=self.call_id,
-            node_id=self.node_id,
-            tag=self.tag,
-            device=self.device,
-            direction=self.direction,
-            state=self.state,
-            context=self.context,
-            raw=self.raw,
-        )
-
-
-@dataclass(order=True, slots=True)
-class _Timer:
-    when: float
-    seq: int
-    kind: str = field(compare=False)
-    key: str = field(compare=False)
-
-
-def _str_field(params: Mapping[str, Any], name: str, where: str) -> str:
-    value = params.get(name)
-    if not isinstance(value, str) or not value:
-        raise RemoteProtocolError(f"{where}: missing or invalid {name!r}")
-    return value
-
-
-def _opt_str(params: Mapping[str, Any], name: str) -> str | None:
-    value = params.get(name)
-    return value if isinstance(value, str) else None
-
-
-def _device_of(params: Mapping[str, Any]) -> JSONObject:
-    device = params.get("device")
-    return device if isinstance(device, dict) else {}
+def _timestamp(value: Any) -> float | None:
+    """The envelope's ``timestamp`` as a float (``parse`` has already refused NaN/inf)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except OverflowError:  # an integer too large for a float
+        return None
 
 
 class ClientConnection:
@@ -168,19 +115,16 @@ class ClientConnection:
         self._agent = validate.non_empty_str("agent", agent)
         self._new_id = id_factory or _uuid4
         self._new_tag = tag_factory or _uuid4
-        self._grace = validate.positive_number("tombstone_grace", tombstone_grace)
-        self._ping_interval = (
-            None
+        grace = validate.positive_number("tombstone_grace", tombstone_grace)
+        self._liveness = Liveness(
+            ping_interval=None
             if ping_interval is None
-            else validate.positive_number("ping_interval", ping_interval)
-        )
-        self._max_ping_failures = validate.positive_int("max_ping_failures", max_ping_failures)
-        self._silence_timeout = (
-            None
+            else validate.positive_number("ping_interval", ping_interval),
+            max_failures=validate.positive_int("max_ping_failures", max_ping_failures),
+            silence_timeout=None
             if silence_timeout is None
-            else validate.positive_number("silence_timeout", silence_timeout)
+            else validate.positive_number("silence_timeout", silence_timeout),
         )
-        self._max_queued = validate.positive_int("max_queued", max_queued)
 
         self.state = SessionState.IDLE
         self.protocol: str | None = None
@@ -191,68 +135,62 @@ class ClientConnection:
         self._had_session = False
 
         self._outbox: list[str] = []
-        self._held: deque[tuple[str, str, JSONObject]] = deque()
-        self._requests: dict[str, _Request] = {}
-        self._recent: OrderedDict[str, None] = OrderedDict()
-        self._dials: dict[str, DialRecord] = {}
-        self._calls: dict[str, _Call] = {}
-        self._plays: dict[str, tuple[str, PlayState | None]] = {}
-        self._timers: list[_Timer] = []
-        self._timer_seq = 0
-
-        self._last_rx: float | None = None
-        self._next_ping_at: float | None = None
-        self._ping_id: str | None = None
-        self._ping_failures = 0
-        self._liveness_reported = False
+        self._requests = RequestTable(
+            outbox=self._outbox,
+            new_id=self._new_id,
+            max_queued=validate.positive_int("max_queued", max_queued),
+        )
+        self._tracker = CallTracker(
+            grace=grace, hang_up=self._end_leg, withdraw=self._requests.withdraw
+        )
 
     def __repr__(self) -> str:
         return (
             f"<ClientConnection state={self.state.value} protocol={self.protocol!r} "
-            f"dials={len(self.pending_dials)} calls={len(self._calls)}>"
+            f"dials={len(self.pending_dials)} calls={len(self._tracker.calls)}>"
         )
 
     # ------------------------------------------------------------------ introspection
 
     @property
     def pending_dials(self) -> frozenset[str]:
-        return frozenset(t for t, d in self._dials.items() if d.status is DialStatus.PENDING)
+        return self._tracker.pending_tags()
 
     @property
     def live_call_ids(self) -> frozenset[str]:
-        return frozenset(self._calls)
+        return frozenset(self._tracker.calls)
 
     def get_call(self, call_id: str) -> CallInfo | None:
-        call = self._calls.get(call_id)
+        call = self._tracker.calls.get(call_id)
         return None if call is None else call.info()
 
     @property
     def pending_request_count(self) -> int:
-        return len(self._requests) + len(self._held)
+        """Requests awaiting a reply or a socket (internal ones included)."""
+        return len(self._requests)
 
     # ------------------------------------------------------------------ output and time
 
     def data_to_send(self) -> list[str]:
         """Drain and return the text frames to write, in order."""
-        out, self._outbox = self._outbox, []
+        out = self._outbox[:]
+        self._outbox.clear()
         return out
 
     def next_deadline(self) -> float | None:
         """The earliest time at which ``handle_timer`` has work to do, or None."""
-        while self._timers and not self._timer_valid(self._timers[0]):
-            heapq.heappop(self._timers)
-        best = self._timers[0].when if self._timers else None
-        for candidate in self._liveness_deadlines():
-            if best is None or candidate < best:
-                best = candidate
-        return best
+        candidates = []
+        if self.state is not SessionState.IDLE:
+            pinging = self.state is SessionState.READY
+            candidates = [d for d in self._liveness.deadlines(pinging=pinging) if d is not None]
+        tracked = self._tracker.next_deadline()
+        if tracked is not None:
+            candidates.append(tracked)
+        return min(candidates, default=None)
 
     def handle_timer(self, *, now: float) -> list[Event]:
         events: list[Event] = []
-        while self._timers and self._timers[0].when <= now:
-            timer = heapq.heappop(self._timers)
-            if self._timer_valid(timer):
-                self._fire(timer, now, events)
+        self._tracker.handle_timer(now, events)
         self._check_liveness(now, events)
         return events
 
@@ -279,22 +217,18 @@ class ClientConnection:
         self._connect_id = request_id
         self._outbox.append(wire.encode_request(request_id, "signalwire.connect", params))
         self.state = SessionState.CONNECTING
-        self._last_rx = now
+        self._liveness.start(now)
         return request_id
 
     def connection_lost(self, *, now: float) -> list[Event]:
         """The socket is gone. Requests in flight wait for the next ``Connected``."""
         if self._connect_id is not None:
-            self._forget(self._connect_id)
+            self._requests.finish(self._connect_id)
             self._connect_id = None
         self.state = SessionState.IDLE
-        self._last_rx = None
-        self._next_ping_at = None
-        if self._ping_id is not None:
-            self._requests.pop(self._ping_id, None)
-            self._ping_id = None
-        self._ping_failures = 0
-        self._liveness_reported = False
+        ping_id = self._liveness.stop()
+        if ping_id is not None:
+            self._requests.finish(ping_id)
         return []
 
     def ping(self, *, now: float) -> str:
@@ -304,15 +238,17 @@ class ClientConnection:
         names = validate.contexts_list(contexts)
         if not names:
             return None
+        request_id = self._request("signalwire.receive", {"contexts": names})
         self._contexts.extend(name for name in names if name not in self._contexts)
-        return self._request("signalwire.receive", {"contexts": names})
+        return request_id
 
     def unsubscribe(self, contexts: Sequence[str]) -> str | None:
         names = validate.contexts_list(contexts)
         if not names:
             return None
+        request_id = self._request("signalwire.unreceive", {"contexts": names})
         self._contexts = [name for name in self._contexts if name not in names]
-        return self._request("signalwire.unreceive", {"contexts": names})
+        return request_id
 
     # ------------------------------------------------------------------ dialing
 
@@ -342,22 +278,19 @@ class ClientConnection:
                 "max_price_per_minute", max_price_per_minute
             )
         timeout = validate.positive_number("dial_timeout", dial_timeout)
-        if tag is None:
-            tag = self._new_tag()
-        validate.non_empty_str("tag", tag)
-        if tag in self._dials:
+        tag = validate.non_empty_str("tag", self._new_tag() if tag is None else tag)
+        if tag in self._tracker.dials:
             raise LocalProtocolError(f"tag {tag!r} is already in use by another dial")
         params["tag"] = tag
-        request_id = self._request("calling.dial", params, key=tag)
-        record = DialRecord(
+        request = PendingRequest("calling.dial", dial_tag=tag)
+        request_id = self._request(request, params)
+        self._tracker.add_dial(
             tag=tag,
             request_id=request_id,
             deadline=now + timeout,
             max_duration=max_duration,
-            sent=self._requests[request_id].sent,
+            sent=request.sent,
         )
-        self._dials[tag] = record
-        self._schedule(record.deadline, "dial", tag)
         return tag
 
     def cancel_dial(self, tag: str, *, now: float) -> bool:
@@ -366,17 +299,7 @@ class ClientConnection:
         Returns whether anything was abandoned. Use it when the caller gives up on a dial
         whose outcome it has not handed on (cancellation, its own deadline).
         """
-        record = self._dials.get(tag)
-        if record is None or record.status is DialStatus.DEAD:
-            return False
-        if record.status is DialStatus.ANSWERED:
-            winner = record.winner
-            assert winner is not None
-            call = self._calls.get(winner)
-            if call is None or call.state.rank >= CallState.ENDING.rank:
-                return False
-        self._kill(record, now)
-        return True
+        return self._tracker.cancel_dial(tag, now)
 
     # ------------------------------------------------------------------ call commands
 
@@ -400,9 +323,9 @@ class ClientConnection:
             params["loop"] = validate.positive_int("loop", loop)
         control_id = self._new_id()
         params["control_id"] = control_id
-        request_id = self._call_request(call, "calling.play", params)
-        self._requests[request_id].control_id = control_id
-        self._plays[control_id] = (call_id, None)
+        request = PendingRequest("calling.play", call_id=call_id, control_id=control_id)
+        request_id = self._request(request, {"node_id": call.node_id, "call_id": call_id, **params})
+        self._tracker.add_play(control_id, call_id)
         return request_id, control_id
 
     def play_control(
@@ -412,7 +335,7 @@ class ClientConnection:
         if action not in _PLAY_ACTIONS:
             raise LocalProtocolError(f"action: must be one of {sorted(_PLAY_ACTIONS)}")
         call = self._live_call(call_id)
-        params: JSONObject = {"control_id": control_id}
+        params: JSONObject = {"control_id": validate.non_empty_str("control_id", control_id)}
         if action == "volume":
             params["volume"] = validate.number("volume", volume)
         return self._call_request(call, f"calling.play.{action}", params)
@@ -438,7 +361,7 @@ class ClientConnection:
 
     def receive(self, text: str | bytes, *, now: float) -> list[Event]:
         """Process one text message. Raises ``RemoteProtocolError`` and nothing else."""
-        self._last_rx = now
+        self._liveness.heard(now)
         message = wire.parse(text)
         events: list[Event] = []
         if isinstance(message, wire.Request):
@@ -451,60 +374,31 @@ class ClientConnection:
 
     # ------------------------------------------------------------------ internals: requests
 
-    def _request(
-        self,
-        method: str,
-        params: JSONObject,
-        *,
-        key: str | None = None,
-        surface: bool = True,
-        resend: JSONObject | None = None,
-    ) -> str:
-        request_id = self._new_id()
-        request = _Request(method, key, surface, resend)
-        if self.state is SessionState.READY:
-            request.sent = True
-            self._outbox.append(wire.encode_request(request_id, method, params))
-        else:
-            if len(self._held) >= self._max_queued:
-                raise LocalProtocolError(
-                    f"{len(self._held)} requests already wait for a connection (max_queued)"
-                )
-            self._held.append((request_id, method, params))
-        self._requests[request_id] = request
-        return request_id
+    def _request(self, request: PendingRequest | str, params: JSONObject) -> str:
+        if isinstance(request, str):
+            request = PendingRequest(request)
+        return self._requests.add(request, params, send=self.state is SessionState.READY)
 
-    def _call_request(self, call: _Call, method: str, params: JSONObject) -> str:
+    def _call_request(self, call: TrackedCall, method: str, params: JSONObject) -> str:
         body = {"node_id": call.node_id, "call_id": call.call_id, **params}
-        return self._request(method, body, key=call.call_id)
+        return self._request(PendingRequest(method, call_id=call.call_id), body)
 
-    def _live_call(self, call_id: str) -> _Call:
-        call = self._calls.get(call_id)
+    def _live_call(self, call_id: str) -> TrackedCall:
+        call = self._tracker.calls.get(call_id)
         if call is None:
             raise LocalProtocolError(f"call {call_id!r} is not a live call of this session")
         return call
 
-    def _forget(self, request_id: str) -> None:
-        self._requests.pop(request_id, None)
-        self._recent[request_id] = None
-        if len(self._recent) > _RECENT_LIMIT:
-            self._recent.popitem(last=False)
-
     def _end_leg(self, node_id: str, call_id: str, reason: str) -> str:
         """Queue an internal hang-up; it is re-sent after a reconnect until answered."""
         params: JSONObject = {"node_id": node_id, "call_id": call_id, "reason": reason}
-        return self._request("calling.end", params, key=call_id, surface=False, resend=params)
+        request = PendingRequest("calling.end", call_id=call_id, surface=False, resend=params)
+        return self._request(request, params)
 
     def _flush_held(self) -> None:
-        while self._held:
-            request_id, method, params = self._held.popleft()
-            request = self._requests.get(request_id)
-            if request is None:
-                continue
-            request.sent = True
-            if request.method == "calling.dial" and request.key in self._dials:
-                self._dials[request.key].sent = True
-            self._outbox.append(wire.encode_request(request_id, method, params))
+        for request in self._requests.flush():
+            if request.dial_tag is not None:
+                self._tracker.mark_sent(request.dial_tag)
 
     # ------------------------------------------------------------------ internals: replies
 
@@ -513,92 +407,91 @@ class ClientConnection:
     ) -> None:
         request_id = str(message.id)
         if request_id == self._connect_id:
-            self._connect_id = None
-            self._forget(request_id)
             self._on_connect_reply(message, now, events)
             return
         request = self._requests.get(request_id)
         if request is None:
-            if request_id in self._recent:
+            if self._requests.is_recent(request_id):
                 return
             raise RemoteProtocolError(f"reply to a request that was never made: id {request_id!r}")
-        self._forget(request_id)
-        if request_id == self._ping_id:
-            self._ping_id = None
-            if isinstance(message, wire.Result):
-                self._ping_failures = 0
+        self._requests.finish(request_id)
+        if request_id == self._liveness.ping_id:
+            self._liveness.answered(ok=isinstance(message, wire.Result))
             return
         failure: tuple[int, str] | None
         if isinstance(message, wire.ErrorReply):
             failure, data = (message.code, message.message), message.data
         else:
             failure, data = wire.result_failure(message.result), None
-        if request.method == "calling.dial":
+        if request.dial_tag is not None:
             if failure is not None:
-                self._on_dial_refused(request, failure, now, events)
-            return
-        if not request.surface:
+                events.extend(self._tracker.dial_refused(request.dial_tag, *failure, now))
             return
         if failure is None:
-            assert isinstance(message, wire.Result)
-            result = message.result if isinstance(message.result, dict) else {}
-            events.append(
-                RequestSucceeded(request_id=request_id, method=request.method, result=result)
-            )
+            if request.surface:
+                assert isinstance(message, wire.Result)
+                result = message.result if isinstance(message.result, dict) else {}
+                events.append(
+                    RequestSucceeded(request_id=request_id, method=request.method, result=result)
+                )
             return
         code, text = failure
-        gone = request.key in self._calls and code in _GONE_CODES
-        events.append(
-            RequestFailed(
-                request_id=request_id,
-                method=request.method,
-                code=code,
-                message=text,
-                data=data,
-                call_gone=gone,
-            )
-        )
+        gone = request.call_id is not None and code in _GONE_CODES
         if request.control_id is not None:
-            self._plays.pop(request.control_id, None)
+            self._tracker.drop_play(request.control_id)
+        if request.surface:
+            events.append(
+                RequestFailed(
+                    request_id=request_id,
+                    method=request.method,
+                    code=code,
+                    message=text,
+                    data=data,
+                    call_gone=gone,
+                )
+            )
         if gone:
-            assert request.key is not None
-            self._drop_call(request.key)
-            events.append(CallLost(call_id=request.key))
+            assert request.call_id is not None
+            self._tracker.call_gone(request.call_id, events)
 
     def _on_connect_reply(
         self, message: wire.Result | wire.ErrorReply, now: float, events: list[Event]
     ) -> None:
         if isinstance(message, wire.ErrorReply):
+            self._connect_id = None
+            self._requests.finish(str(message.id))
+            # PROTOCOL.md: retry fresh when stored resume state was sent and refused. We
+            # read "resume state" as the protocol (authorization_state goes with it when
+            # we have one): a refused resume without a blob is just as stale.
             retry_fresh = self._resume_requested and message.code in _STALE_STATE_CODES
             self.state = SessionState.IDLE
-            if retry_fresh:
-                self.protocol = None
-                self._authorization_state = None
             events.append(
                 ConnectFailed(code=message.code, message=message.message, retry_fresh=retry_fresh)
             )
             if retry_fresh:
+                self.protocol = None
+                self._authorization_state = None
                 self._reset_session(events)
             return
         result = message.result
         if not isinstance(result, dict):
             raise RemoteProtocolError("signalwire.connect result is not an object")
-        protocol = _str_field(result, "protocol", "signalwire.connect result")
+        protocol = str_field(result, "protocol", "signalwire.connect result")
+        self._connect_id = None
+        self._requests.finish(str(message.id))
         flag = result.get("session_restored")
-        if self._resume_requested:
-            restored = flag is True if isinstance(flag, bool) else protocol == self.protocol
-        else:
-            restored = False
-        if not restored and self.protocol != protocol:
-            self._authorization_state = None
+        restored = self._resume_requested and (
+            flag if isinstance(flag, bool) else protocol == self.protocol
+        )
+        if self._resume_requested and not restored:
+            self._authorization_state = None  # it belonged to the session that was refused
         self.protocol = protocol
         identity = result.get("identity")
         self.identity = identity if isinstance(identity, str) else None
         draining = self.state is SessionState.DRAINING
         if not draining:
             self.state = SessionState.READY
-        if self._ping_interval is not None:
-            self._next_ping_at = now + self._ping_interval
+        self._liveness.ready(now)
         events.append(
             Connected(
                 protocol=protocol,
@@ -608,92 +501,52 @@ class ClientConnection:
                 raw=result,
             )
         )
-        if restored:
+        if restored or not self._had_session:
             self._settle_in_flight(events)
-        elif self._had_session:
+        else:
             self._reset_session(events)
         self._had_session = True
         if not draining:
             self._flush_held()
 
-    def _in_flight(self) -> list[tuple[str, _Request]]:
-        return [(rid, req) for rid, req in self._requests.items() if req.sent]
-
     def _settle_in_flight(self, events: list[Event]) -> None:
-        """After a resumed session: decide the fate of requests whose replies were lost."""
-        for request_id, request in self._in_flight():
-            self._forget(request_id)
-            if request.method == "calling.dial":
+        """Decide the fate of requests whose replies were lost with the previous socket."""
+        for request_id, request in self._requests.in_flight():
+            self._requests.finish(request_id)
+            if request.dial_tag is not None:
                 continue  # reconciled by its tag: the session's events will resolve it
             if request.resend is not None:
-                self._request("calling.end", request.resend, surface=False, resend=request.resend)
-                continue
-            self._fail_lost(request_id, request, events)
-
-    def _fail_lost(self, request_id: str, request: _Request, events: list[Event]) -> None:
-        if request.control_id is not None:
-            self._plays.pop(request.control_id, None)
-        if request.surface:
-            events.append(
-                RequestFailed(
-                    request_id=request_id,
-                    method=request.method,
-                    code=-1,
-                    message="connection lost before the reply arrived",
-                    connection_lost=True,
-                )
-            )
-
-    def _reset_session(self, events: list[Event]) -> None:
-        """The server did not keep the session: fail everything that lived in it."""
-        for request_id, request in self._in_flight():
-            self._forget(request_id)
-            if request.method != "calling.dial":
+                self._request(replace(request, sent=False), request.resend)
+            else:
                 self._fail_lost(request_id, request, events)
-        for tag, record in list(self._dials.items()):
-            if record.status is DialStatus.PENDING and record.sent:
-                del self._dials[tag]
-                events.append(
-                    DialFailed(
-                        tag=tag,
-                        cause=DialFailureCause.CONNECTION_LOST,
-                        code=None,
-                        message="the session was lost and the server did not restore it",
-                        reason=None,
-                        source=None,
-                        legs=record.legs_snapshot(),
-                    )
-                )
-            elif record.status is not DialStatus.PENDING:
-                del self._dials[tag]
-        for call_id in list(self._calls):
-            self._drop_call(call_id)
-            events.append(CallLost(call_id=call_id))
 
-    def _drop_call(self, call_id: str) -> None:
-        del self._calls[call_id]
-        self._drop_plays(call_id)
-
-    def _on_dial_refused(
-        self, request: _Request, failure: tuple[int, str], now: float, events: list[Event]
-    ) -> None:
-        assert request.key is not None
-        record = self._dials.get(request.key)
-        if record is None or record.status is not DialStatus.PENDING:
-            return
-        code, text = failure
-        self._kill(record, now)
+    def _fail_lost(self, request_id: str, request: PendingRequest, events: list[Event]) -> None:
+        assert request.surface  # internal pings die with their socket, hang-ups are re-sent
+        if request.control_id is not None:
+            self._tracker.drop_play(request.control_id)
         events.append(
-            DialFailed(
-                tag=record.tag,
-                cause=DialFailureCause.REFUSED,
-                code=code,
-                message=text,
-                reason=None,
-                source=None,
-                legs=record.legs_snapshot(),
+            RequestFailed(
+                request_id=request_id,
+                method=request.method,
+                code=-1,
+                message="connection lost before the reply arrived",
+                connection_lost=True,
             )
         )
+
+    def _reset_session(self, events: list[Event]) -> None:
+        """The server did not keep the session: fail everything that lived in it.
+
+        Internal hang-ups are re-sent all the same (a call the old session left behind
+        may still be up). Call commands still waiting for a socket fail with the call.
+        """
+        self._settle_in_flight(events)
+        lost = set(self._tracker.calls)
+        for request_id, request in self._requests.held():
+            if request.surface and request.call_id in lost:
+                self._requests.withdraw(request_id)
+                self._fail_lost(request_id, request, events)
+        self._tracker.reset(events)
 
     # ------------------------------------------------------------------ internals: server requests
 
@@ -735,307 +588,28 @@ class ClientConnection:
             raise RemoteProtocolError(
                 "signalwire.event without a string event_type and params object"
             )
-        stamp = envelope.get("timestamp")
-        timestamp = (
-            float(stamp) if isinstance(stamp, int | float) and not isinstance(stamp, bool) else None
-        )
-        if event_type == "calling.call.state":
-            self._on_call_state(inner, timestamp, now, events)
-        elif event_type == "calling.call.dial":
-            self._on_dial_event(inner, now, events)
-        elif event_type == "calling.call.play":
-            self._on_play_event(inner, events)
-        elif event_type == "calling.call.receive":
-            self._on_receive(inner, events)
-        elif event_type == "signalwire.authorization.state":
+        timestamp = _timestamp(envelope.get("timestamp"))
+        if self._tracker.on_event(event_type, inner, timestamp, now, events):
+            return
+        if event_type == "signalwire.authorization.state":
             value = inner.get("authorization_state")
             if isinstance(value, str) and value:
                 self._authorization_state = value
-        else:
-            events.append(UnhandledEvent(event_type=event_type, timestamp=timestamp, params=inner))
-
-    def _on_call_state(
-        self, inner: JSONObject, timestamp: float | None, now: float, events: list[Event]
-    ) -> None:
-        where = "calling.call.state"
-        call_id = _str_field(inner, "call_id", where)
-        node_id = _str_field(inner, "node_id", where)
-        raw_state = _str_field(inner, "call_state", where)
-        try:
-            state = CallState(raw_state)
-        except ValueError:
-            raise RemoteProtocolError(f"{where}: unknown call_state {raw_state!r}") from None
-        tag = _opt_str(inner, "tag")
-        end_reason = _opt_str(inner, "end_reason")
-        previous: CallState | None = None
-        moved = False
-        record = self._dials.get(tag) if tag is not None else None
-        if record is not None:
-            leg = record.legs.get(call_id)
-            if leg is None:
-                leg = record.legs[call_id] = LegRecord(call_id, node_id, _device_of(inner), state)
-                moved = True
-            elif state.rank > leg.state.rank:
-                previous, leg.state, moved = leg.state, state, True
-            if moved and end_reason is not None:
-                leg.end_reason = end_reason
-            if record.needs_end(leg):
-                leg.end_sent = True
-                self._end_leg(leg.node_id, call_id, end_reason_for(leg))
-        call = self._calls.get(call_id)
-        if call is not None:
-            if state.rank > call.state.rank:
-                previous, call.state, moved = call.state, state, True
-            else:
-                moved = False
-            if state is CallState.ENDED:
-                self._drop_call(call_id)
-        elif record is None:
-            return  # a call this session does not track: acknowledged and ignored
-        if moved:
-            events.append(
-                CallStateChanged(
-                    call_id=call_id,
-                    node_id=node_id,
-                    tag=tag,
-                    state=state,
-                    previous=previous,
-                    end_reason=end_reason,
-                    timestamp=timestamp,
-                    raw=inner,
-                )
-            )
-
-    def _on_dial_event(self, inner: JSONObject, now: float, events: list[Event]) -> None:
-        where = "calling.call.dial"
-        tag = _str_field(inner, "tag", where)
-        dial_state = _str_field(inner, "dial_state", where)
-        record = self._dials.get(tag)
-        if record is None or dial_state == "dialing":
             return
-        if dial_state == "answered":
-            call_obj = inner.get("call")
-            if not isinstance(call_obj, dict):
-                raise RemoteProtocolError(f"{where}: answered without a call object")
-            call_id = _str_field(call_obj, "call_id", where)
-            node_id = _str_field(call_obj, "node_id", where)
-            self._on_dial_answered(record, call_id, node_id, call_obj, now, events)
-        elif dial_state == "failed":
-            if record.status is not DialStatus.PENDING:
-                return
-            self._kill(record, now)
-            events.append(
-                DialFailed(
-                    tag=tag,
-                    cause=DialFailureCause.FAILED,
-                    code=None,
-                    message="every device failed",
-                    reason=_opt_str(inner, "reason"),
-                    source=_opt_str(inner, "source"),
-                    legs=record.legs_snapshot(),
-                )
-            )
-        else:
-            raise RemoteProtocolError(f"{where}: unknown dial_state {dial_state!r}")
+        events.append(UnhandledEvent(event_type=event_type, timestamp=timestamp, params=inner))
 
-    def _on_dial_answered(
-        self,
-        record: DialRecord,
-        call_id: str,
-        node_id: str,
-        call_obj: JSONObject,
-        now: float,
-        events: list[Event],
-    ) -> None:
-        leg = record.legs.get(call_id)
-        if leg is None:
-            leg = record.legs[call_id] = LegRecord(
-                call_id, node_id, _device_of(call_obj), CallState.CREATED
-            )
-        if record.status is not DialStatus.PENDING:
-            # A winner for a dial nobody waits for any more, or a second winner: end it.
-            if record.winner != call_id and not leg.end_sent and leg.state.rank < _ENDING:
-                leg.state = CallState.ANSWERED
-                leg.end_sent = True
-                self._end_leg(leg.node_id, call_id, "hangup")
-            return
-        if leg.state.rank < CallState.ANSWERED.rank:
-            previous, leg.state = leg.state, CallState.ANSWERED
-            events.append(
-                CallStateChanged(
-                    call_id=call_id,
-                    node_id=node_id,
-                    tag=record.tag,
-                    state=CallState.ANSWERED,
-                    previous=previous,
-                    end_reason=None,
-                    timestamp=None,
-                    raw=call_obj,
-                )
-            )
-        record.status = DialStatus.ANSWERED
-        record.winner = call_id
-        self._retire(record, now)
-        device = _device_of(call_obj) or leg.device
-        call = _Call(call_id, node_id, record.tag, device, "outbound", leg.state, None, call_obj)
-        if leg.state.rank < CallState.ENDED.rank:
-            self._calls[call_id] = call
-            if record.max_duration is not None:
-                call.max_duration_at = now + record.max_duration
-                self._schedule(call.max_duration_at, "max_duration", call_id)
-        events.append(DialAnswered(tag=record.tag, call=call.info(), legs=record.legs_snapshot()))
-        for other in record.legs.values():
-            if record.needs_end(other):
-                other.end_sent = True
-                self._end_leg(other.node_id, other.call_id, "hangup")
-
-    def _on_play_event(self, inner: JSONObject, events: list[Event]) -> None:
-        where = "calling.call.play"
-        control_id = _str_field(inner, "control_id", where)
-        raw_state = _str_field(inner, "state", where)
-        try:
-            state = PlayState(raw_state)
-        except ValueError:
-            raise RemoteProtocolError(f"{where}: unknown state {raw_state!r}") from None
-        entry = self._plays.get(control_id)
-        if entry is None:
-            return
-        call_id, current = entry
-        if state is current:
-            return
-        if state.terminal:
-            del self._plays[control_id]
-        else:
-            self._plays[control_id] = (call_id, state)
-        events.append(
-            PlayStateChanged(call_id=call_id, control_id=control_id, state=state, raw=inner)
-        )
-
-    def _on_receive(self, inner: JSONObject, events: list[Event]) -> None:
-        where = "calling.call.receive"
-        call_id = _str_field(inner, "call_id", where)
-        node_id = _str_field(inner, "node_id", where)
-        if call_id in self._calls:
-            return  # a duplicate delivery
-        raw_state = inner.get("call_state")
-        try:
-            state = CallState(raw_state) if isinstance(raw_state, str) else CallState.CREATED
-        except ValueError:
-            raise RemoteProtocolError(f"{where}: unknown call_state {raw_state!r}") from None
-        call = _Call(
-            call_id,
-            node_id,
-            _opt_str(inner, "tag"),
-            _device_of(inner),
-            "inbound",
-            state,
-            _opt_str(inner, "context"),
-            inner,
-        )
-        if state is not CallState.ENDED:
-            self._calls[call_id] = call
-            events.append(InboundCall(call=call.info()))
-
-    # ------------------------------------------------------------------ internals: dial lifecycle
-
-    def _retire(self, record: DialRecord, now: float) -> None:
-        """Start the grace period after which the tag is forgotten."""
-        record.expires = now + self._grace
-        self._schedule(record.expires, "tombstone", record.tag)
-
-    def _kill(self, record: DialRecord, now: float) -> None:
-        """Make a dial dead: end every live leg (winner included) and tombstone the tag."""
-        record.status = DialStatus.DEAD
-        if record.winner is not None and self._calls.pop(record.winner, None) is not None:
-            self._drop_plays(record.winner)
-        self._retire(record, now)
-        if not record.sent:
-            self._cancel_held(record.request_id)
-        for leg in record.legs.values():
-            if record.needs_end(leg):
-                leg.end_sent = True
-                self._end_leg(leg.node_id, leg.call_id, end_reason_for(leg))
-
-    def _drop_plays(self, call_id: str) -> None:
-        for control_id in [c for c, (cid, _) in self._plays.items() if cid == call_id]:
-            del self._plays[control_id]
-
-    def _cancel_held(self, request_id: str) -> None:
-        """A dial abandoned before it was ever sent is simply not sent."""
-        self._requests.pop(request_id, None)
-        self._held = deque(item for item in self._held if item[0] != request_id)
-
-    # ------------------------------------------------------------------ internals: timers
-
-    def _schedule(self, when: float, kind: str, key: str) -> None:
-        self._timer_seq += 1
-        heapq.heappush(self._timers, _Timer(when, self._timer_seq, kind, key))
-
-    def _timer_valid(self, timer: _Timer) -> bool:
-        if timer.kind == "dial":
-            record = self._dials.get(timer.key)
-            return (
-                record is not None
-                and record.status is DialStatus.PENDING
-                and record.deadline == timer.when
-            )
-        if timer.kind == "tombstone":
-            record = self._dials.get(timer.key)
-            return record is not None and record.expires == timer.when
-        call = self._calls.get(timer.key)
-        return call is not None and call.max_duration_at == timer.when
-
-    def _fire(self, timer: _Timer, now: float, events: list[Event]) -> None:
-        if timer.kind == "dial":
-            record = self._dials[timer.key]
-            self._kill(record, now)
-            events.append(DialTimedOut(tag=record.tag, legs=record.legs_snapshot()))
-        elif timer.kind == "tombstone":
-            del self._dials[timer.key]
-        else:
-            call = self._calls[timer.key]
-            call.max_duration_at = None
-            request_id = self._end_leg(call.node_id, call.call_id, "hangup")
-            events.append(MaxDurationReached(call_id=call.call_id, request_id=request_id))
-
-    def _liveness_deadlines(self) -> list[float]:
-        if self.state is SessionState.IDLE or self._liveness_reported:
-            return []
-        out = []
-        if self._next_ping_at is not None and self.state is SessionState.READY:
-            out.append(self._next_ping_at)
-        if self._silence_timeout is not None and self._last_rx is not None:
-            out.append(self._last_rx + self._silence_timeout)
-        return out
+    # ------------------------------------------------------------------ internals: liveness
 
     def _check_liveness(self, now: float, events: list[Event]) -> None:
-        if self.state is SessionState.IDLE or self._liveness_reported:
+        if self.state is SessionState.IDLE:
             return
-        if (
-            self._silence_timeout is not None
-            and self._last_rx is not None
-            and now >= self._last_rx + self._silence_timeout
-        ):
-            self._liveness_reported = True
-            events.append(
-                LivenessLost(reason=f"no frame from the server for {self._silence_timeout:g} s")
-            )
-            return
-        if (
-            self._next_ping_at is not None
-            and self.state is SessionState.READY
-            and now >= self._next_ping_at
-        ):
-            assert self._ping_interval is not None
-            if self._ping_id is not None:
-                self._ping_failures += 1
-                self._forget(self._ping_id)
-                self._ping_id = None
-                if self._ping_failures >= self._max_ping_failures:
-                    self._liveness_reported = True
-                    events.append(
-                        LivenessLost(reason=f"{self._ping_failures} pings went unanswered")
-                    )
-                    return
-            self._ping_id = self._request("signalwire.ping", {"timestamp": now}, surface=False)
-            self._next_ping_at = now + self._ping_interval
+        lost, missed = self._liveness.check(
+            now, pinging=self.state is SessionState.READY, send_ping=self._send_ping
+        )
+        if missed is not None:
+            self._requests.finish(missed)
+        if lost is not None:
+            events.append(lost)
+
+    def _send_ping(self, now: float) -> str:
+        return self._request(PendingRequest("signalwire.ping", surface=False), {"timestamp": now})

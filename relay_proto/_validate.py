@@ -183,14 +183,6 @@ def media_list(media: Any) -> list[JSONObject]:
     return out
 
 
-def optional_number(where: str, value: Any) -> float | None:
-    if value is None:
-        return None
-    if not _is_number(value) or value < 0:
-        raise _fail(where, f"must be a finite number >= 0, got {value!r}")
-    return float(value)
-
-
 def json_params(where: str, value: Any) -> JSONObject:
     if not isinstance(value, Mapping):
         raise _fail(where, "must be an object")

@@ -8,6 +8,7 @@ text of outgoing frames. Nothing here holds state.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -17,8 +18,25 @@ from ._errors import RemoteProtocolError
 JSONObject = dict[str, Any]
 
 _SUCCESS_CODE = re.compile(r"2[0-9][0-9]")
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
-_decode = json.JSONDecoder().decode
+# ASCII-only output: a lone surrogate that came in (JSON allows "\\ud800") and is echoed back
+# stays an escape instead of breaking the adapter's UTF-8 encoding.
+_encode = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=False).encode
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text} is out of range")
+    return value
+
+
+# NaN/Infinity and numbers that overflow a float are refused on the way in, so nothing
+# parsed here can later fail to encode (a ping echo, a raw params escape hatch).
+_decode = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float).decode
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +70,7 @@ Message = Request | Result | ErrorReply
 
 
 def dumps(obj: JSONObject) -> str:
-    """Encode one frame (compact, UTF-8 friendly, no NaN)."""
+    """Encode one frame (compact, ASCII-only, no NaN)."""
     return _encode(obj)
 
 
@@ -81,7 +99,7 @@ def parse(text: str | bytes) -> Message:
         raise RemoteProtocolError("binary message received; RELAY frames are text")
     try:
         obj = _decode(text)
-    except ValueError as exc:  # JSONDecodeError, and RecursionError-free invalid input
+    except ValueError as exc:  # JSONDecodeError, NaN/Infinity, overlong integers
         raise RemoteProtocolError(f"invalid JSON: {exc}") from None
     except RecursionError:
         raise RemoteProtocolError("invalid JSON: nested too deeply") from None
