@@ -28,7 +28,6 @@ Invariants:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -49,7 +48,7 @@ from ._events import (
     UnhandledEvent,
 )
 from ._liveness import Liveness
-from ._requests import PendingRequest, RequestTable
+from ._requests import PendingRequest, RequestTable, uuid4
 
 JSONObject = dict[str, Any]
 
@@ -58,19 +57,6 @@ DEFAULT_AGENT = "relay-proto/0.1"
 _STALE_STATE_CODES = frozenset({-32002, -32003, -32602})
 _GONE_CODES = frozenset({404, 410})
 _PLAY_ACTIONS = frozenset({"pause", "resume", "stop", "volume"})
-
-
-def _uuid4() -> str:
-    """A random (version 4) UUID string, built from ``os.urandom``.
-
-    Not ``uuid.uuid4()``: importing ``uuid`` drags in ``platform`` and more, and the core
-    keeps its imports to the few modules it needs.
-    """
-    raw = bytearray(os.urandom(16))
-    raw[6] = (raw[6] & 0x0F) | 0x40
-    raw[8] = (raw[8] & 0x3F) | 0x80
-    h = raw.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _timestamp(value: Any) -> float | None:
@@ -113,8 +99,8 @@ class ClientConnection:
             self._auth = {"project": project, "token": token}
         self._contexts = validate.contexts_list(contexts)
         self._agent = validate.non_empty_str("agent", agent)
-        self._new_id = id_factory or _uuid4
-        self._new_tag = tag_factory or _uuid4
+        self._new_id = id_factory or uuid4
+        self._new_tag = tag_factory or uuid4
         grace = validate.positive_number("tombstone_grace", tombstone_grace)
         self._liveness = Liveness(
             ping_interval=None

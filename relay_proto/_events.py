@@ -183,7 +183,12 @@ class DialTimedOut:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CallStateChanged:
-    """A known call moved forward. Duplicates and backward moves are never reported."""
+    """A known call moved forward. Duplicates and backward moves are never reported.
+
+    Reported for calls handed over (``DialAnswered``, ``InboundCall``) and for the legs of a
+    dial still pending (``tag`` set). Legs of a dial already resolved or abandoned are
+    never reported (the core ends them if they must be ended).
+    """
 
     call_id: str
     node_id: str
@@ -252,9 +257,11 @@ class RequestSucceeded:
 class RequestFailed:
     """A request failed: an error reply, a non-2xx ``code``, or a lost connection.
 
-    ``call_gone`` is true for 404/410 from a call command (the call no longer exists);
-    ``connection_lost`` is true when the socket went away before an answer and the session
-    was not restored (``code`` is then -1).
+    ``call_gone`` is true for 404/410 from a call command (the call no longer exists; a
+    ``CallLost`` follows if the core still tracked it). ``connection_lost`` is true when the
+    socket went away before the reply arrived (replies are not re-delivered, even when the
+    session is restored) or when the call the request was waiting to reach was lost with
+    the session; ``code`` is then -1.
     """
 
     request_id: str

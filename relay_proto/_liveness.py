@@ -1,0 +1,89 @@
+"""Liveness of one socket: the ping schedule and the inbound-silence watchdog.
+
+PROTOCOL.md: liveness comes from pings and silence, never from per-request timeouts. The
+session calls ``start`` when it writes ``signalwire.connect``, ``ready`` when the connect
+succeeds, ``heard`` for every inbound message and ``stop`` when the socket is gone.
+
+Invariants: at most one ping is outstanding; a ping still unanswered when the next one is
+due counts as one failure; ``max_failures`` consecutive failures, or ``silence_timeout``
+seconds without any inbound message, report ``LivenessLost`` once per socket; an answered
+ping (even an error reply) proves the peer alive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ._events import LivenessLost
+
+
+class Liveness:
+    def __init__(
+        self, *, ping_interval: float | None, max_failures: int, silence_timeout: float | None
+    ) -> None:
+        self._interval = ping_interval
+        self._max_failures = max_failures
+        self._silence = silence_timeout
+        self._last_rx: float | None = None
+        self._next_ping_at: float | None = None
+        self.ping_id: str | None = None
+        self._failures = 0
+        self._reported = False
+
+    def start(self, now: float) -> None:
+        self._last_rx = now
+        self._next_ping_at = None
+        self._failures = 0
+        self._reported = False
+
+    def ready(self, now: float) -> None:
+        if self._interval is not None:
+            self._next_ping_at = now + self._interval
+
+    def heard(self, now: float) -> None:
+        self._last_rx = now
+
+    def stop(self) -> str | None:
+        """The socket is gone; return the id of the ping that will never be answered."""
+        ping_id, self.ping_id = self.ping_id, None
+        self._last_rx = self._next_ping_at = None
+        return ping_id
+
+    def answered(self, *, ok: bool) -> None:
+        """The outstanding ping got a reply (``ok``: a result, not an error)."""
+        self.ping_id = None
+        if ok:
+            self._failures = 0
+
+    def deadlines(self, *, pinging: bool) -> tuple[float | None, float | None]:
+        """``(next ping, silence limit)``; the ping only while ``pinging`` (READY)."""
+        if self._reported:
+            return None, None
+        ping_at = self._next_ping_at if pinging else None
+        silence_at = (
+            None
+            if self._silence is None or self._last_rx is None
+            else self._last_rx + self._silence
+        )
+        return ping_at, silence_at
+
+    def check(
+        self, now: float, *, pinging: bool, send_ping: Callable[[float], str]
+    ) -> tuple[LivenessLost | None, str | None]:
+        """Act on what is due: ``(LivenessLost or None, id of a ping given up on or None)``."""
+        ping_at, silence_at = self.deadlines(pinging=pinging)
+        if silence_at is not None and now >= silence_at:
+            self._reported = True
+            return LivenessLost(reason=f"no frame from the server for {self._silence:g} s"), None
+        if ping_at is None or now < ping_at:
+            return None, None
+        assert self._interval is not None
+        missed, self.ping_id = self.ping_id, None
+        if missed is not None:
+            self._failures += 1
+            if self._failures >= self._max_failures:
+                self._reported = True
+                return LivenessLost(reason=f"{self._failures} pings went unanswered"), missed
+        self.ping_id = send_ping(now)
+        self._next_ping_at = now + self._interval
+        return None, missed

@@ -1,0 +1,118 @@
+"""The client's request table: requests awaiting a reply, or a socket to go out on.
+
+Invariants:
+
+* A request is either *held* (waiting for a READY session, in ``add`` order) or *sent*
+  (its frame is in the outbox); ``flush`` sends every held request, in order.
+* At most ``max_queued`` requests made through the public API wait for a socket; internal
+  ones (pings, hang-ups) are exempt so that cleanup is never refused.
+* A finished id is remembered in a bounded record, so a late reply to it can be told apart
+  from a reply to an id that was never issued.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from . import _wire as wire
+from ._errors import LocalProtocolError
+
+JSONObject = dict[str, Any]
+
+_RECENT_LIMIT = 4096
+
+
+@dataclass(slots=True)
+class PendingRequest:
+    method: str
+    #: ``call_id`` for call commands (including internal hang-ups), else None.
+    call_id: str | None = None
+    #: The tag of a ``calling.dial`` made by ``dial()`` (not one sent through ``execute``).
+    dial_tag: str | None = None
+    #: Whether its outcome is reported as ``RequestSucceeded``/``RequestFailed``.
+    surface: bool = True
+    #: For internal hang-ups: the params to re-send after a reconnect.
+    resend: JSONObject | None = None
+    #: For ``calling.play``: the play it started.
+    control_id: str | None = None
+    sent: bool = False
+
+
+def uuid4() -> str:
+    """A random (version 4) UUID string, built from ``os.urandom``.
+
+    Not ``uuid.uuid4()``: importing ``uuid`` drags in ``platform`` and more, and the core
+    keeps its imports to the few modules it needs.
+    """
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+class RequestTable:
+    def __init__(self, *, outbox: list[str], new_id: Callable[[], str], max_queued: int) -> None:
+        self._outbox = outbox
+        self._new_id = new_id
+        self._max_queued = max_queued
+        self._pending: dict[str, PendingRequest] = {}
+        self._held: deque[tuple[str, JSONObject]] = deque()
+        self._recent: OrderedDict[str, None] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def add(self, request: PendingRequest, params: JSONObject, *, send: bool) -> str:
+        """Register ``request``; write its frame now when ``send``, else hold it."""
+        if request.surface and not send and len(self._held) >= self._max_queued:
+            raise LocalProtocolError(
+                f"{len(self._held)} requests already wait for a connection (max_queued)"
+            )
+        request_id = self._new_id()
+        if send:
+            request.sent = True
+            self._outbox.append(wire.encode_request(request_id, request.method, params))
+        else:
+            self._held.append((request_id, params))
+        self._pending[request_id] = request
+        return request_id
+
+    def get(self, request_id: str) -> PendingRequest | None:
+        return self._pending.get(request_id)
+
+    def is_recent(self, request_id: str) -> bool:
+        return request_id in self._recent
+
+    def finish(self, request_id: str) -> None:
+        """Forget a request (answered, given up on); a late reply to it will be dropped."""
+        self._pending.pop(request_id, None)
+        self._recent[request_id] = None
+        if len(self._recent) > _RECENT_LIMIT:
+            self._recent.popitem(last=False)
+
+    def withdraw(self, request_id: str) -> None:
+        """Forget a request that was never sent: it is simply not sent."""
+        self._pending.pop(request_id, None)
+        self._held = deque(item for item in self._held if item[0] != request_id)
+
+    def in_flight(self) -> list[tuple[str, PendingRequest]]:
+        return [(rid, req) for rid, req in self._pending.items() if req.sent]
+
+    def held(self) -> list[tuple[str, PendingRequest]]:
+        return [(rid, self._pending[rid]) for rid, _ in self._held]
+
+    def flush(self) -> list[PendingRequest]:
+        """Send every held request, in order; return them."""
+        flushed = []
+        while self._held:
+            request_id, params = self._held.popleft()
+            request = self._pending[request_id]
+            request.sent = True
+            self._outbox.append(wire.encode_request(request_id, request.method, params))
+            flushed.append(request)
+        return flushed

@@ -1,0 +1,71 @@
+"""Input validation helpers (most paths are exercised through the client tests too)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from relay_proto import LocalProtocolError
+from relay_proto import _validate as validate
+
+
+@pytest.mark.parametrize("value", [0, -1, 1.0, True, "3", None])
+def test_positive_int_rejects(value: Any) -> None:
+    with pytest.raises(LocalProtocolError, match="where"):
+        validate.positive_int("where", value)
+
+
+def test_positive_int_accepts() -> None:
+    assert validate.positive_int("x", 7) == 7
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), True, "1", None])
+def test_number_rejects(value: Any) -> None:
+    with pytest.raises(LocalProtocolError):
+        validate.number("x", value)
+
+
+def test_numbers_accept() -> None:
+    assert validate.number("x", -3) == -3.0
+    assert validate.positive_number("x", 0.25) == 0.25
+    with pytest.raises(LocalProtocolError):
+        validate.positive_number("x", 0)
+
+
+def test_devices_plan_accepts_tuples_and_copies() -> None:
+    params = {"to_number": "+15550000002", "from_number": "+4"}
+    device = {"type": "phone", "params": params}
+    with pytest.raises(LocalProtocolError, match=r"E\.164"):
+        validate.devices_plan([[device]])
+    params["from_number"] = "+442071234567"
+    plan = validate.devices_plan(((device,),))
+    assert plan == [[device]]
+    assert plan[0][0] is not device
+    assert plan[0][0]["params"] is not params
+
+
+@pytest.mark.parametrize("value", [None, 5, b"ab", {"a": 1}])
+def test_devices_plan_rejects_non_lists(value: Any) -> None:
+    with pytest.raises(LocalProtocolError, match="list of lists"):
+        validate.devices_plan(value)
+
+
+def test_media_list_keeps_other_types_as_given() -> None:
+    assert validate.media_list([{"type": "ringtone", "name": "us", "duration": 2}]) == [
+        {"type": "ringtone", "params": {"name": "us", "duration": 2}}
+    ]
+    assert validate.media_list(({"type": "x", "params": {"k": (1, 2)}},)) == [
+        {"type": "x", "params": {"k": [1, 2]}}
+    ]
+
+
+def test_json_params_and_contexts() -> None:
+    source = {"a": {"b": [1]}}
+    copy = validate.json_params("p", source)
+    assert copy == source
+    assert copy["a"] is not source["a"]
+    assert validate.contexts_list(("a", "b")) == ["a", "b"]
+    for bad in ("ab", 3, [""], [None]):
+        with pytest.raises(LocalProtocolError):
+            validate.contexts_list(bad)
