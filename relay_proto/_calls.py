@@ -14,7 +14,9 @@ Invariants:
   seconds. Under a failed, timed-out, refused or abandoned dial every live leg (winner
   included) is ended on sight; under an answered dial, a loser that answers too is (the
   server cancels ringing losers itself). ``cancel`` before answer, ``hangup`` after, one
-  ``calling.end`` per leg. Legs of a resolved dial are never reported, only ended.
+  ``calling.end`` per leg. Every leg seen under a tag is reported as it moves
+  (``CallStateChanged``, for progress displays), but only ``DialAnswered`` hands a call
+  over: a leg of a resolved dial is never a call of the session.
 * Call and play states only move forward; duplicates and backward moves produce nothing.
 * A call leaves ``calls`` when it reaches ``ended``, is lost, or its dial is abandoned; its
   plays leave with it, and its id is remembered (bounded) so a late duplicate
@@ -268,10 +270,8 @@ class CallTracker:
                 previous, call.state = call.state, state
                 if state is CallState.ENDED:
                     self._drop_call(call_id)
-        elif record is None or record.status is not DialStatus.PENDING:
-            # Not ours, or a leg of a resolved dial that was never handed over: handled
-            # above (ended if it must be), never reported.
-            return
+        elif record is None:
+            return  # a call this session does not know: acknowledged and ignored
         if moved:
             events.append(
                 CallStateChanged(
