@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit fuzz bench clean
+.PHONY: demo test lint typecheck unit fuzz bench clean interop bench-official
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,3 +37,21 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .coverage .mypy_cache .ruff_cache
+
+# Interop with the official SDK (signalwire-sdk) lives in its own venv: never a project dependency.
+INTEROP_VENV := .venv-interop
+INTEROP_BIN := $(INTEROP_VENV)/bin
+INTEROP_STAMP := $(INTEROP_VENV)/.installed
+
+$(INTEROP_STAMP): pyproject.toml
+	@test -x $(INTEROP_BIN)/python || $(PYTHON) -m venv $(INTEROP_VENV)
+	$(INTEROP_BIN)/python -m pip install --quiet --upgrade pip
+	$(INTEROP_BIN)/python -m pip install --quiet -e '.[dev]' 'signalwire-sdk>=3,<4'
+	@touch $(INTEROP_STAMP)
+
+interop: $(INTEROP_STAMP)
+	$(INTEROP_BIN)/python -c 'import signalwire.relay.client as c; c.RelayClient'
+	$(INTEROP_BIN)/pytest tests/test_interop_official.py -rs
+
+bench-official: $(INTEROP_STAMP)
+	$(INTEROP_BIN)/python benchmarks/bench_official.py
