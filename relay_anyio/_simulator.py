@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -165,6 +166,7 @@ async def serve_simulator(
         scenario=scenario,
         resume_grace=resume_grace,
         id_factory=lambda: str(uuid.uuid4()),
+        epoch=time.time() - anyio.current_time(),
     )
     listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
     sockname = listener.extra(anyio.abc.SocketAttribute.local_address)

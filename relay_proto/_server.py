@@ -117,7 +117,11 @@ class Simulator:
         node_id: str = "sim-node-1@local",
         space_id: str = "sim-space",
         max_history: int = 100_000,
+        epoch: float = 0.0,
     ) -> None:
+        #: Added to the clock's ``now`` to stamp events: pass ``time.time() - now`` when
+        #: ``now`` is a monotonic clock, so event timestamps are Unix seconds on the wire.
+        self.epoch = epoch
         self._credentials = dict(credentials) if credentials is not None else None
         self._jwt_tokens = frozenset(jwt_tokens)
         self._new_id = id_factory if id_factory is not None else _counter_ids()
@@ -341,7 +345,7 @@ class Simulator:
         envelope = {
             "event_type": event_type,
             "event_channel": session.protocol,
-            "timestamp": timestamp,
+            "timestamp": timestamp + self.epoch,
             "project_id": session.project,
             "space_id": self.space_id,
             "params": params,

@@ -201,12 +201,17 @@ class ServerConnection:
             if not _is_string_list(contexts):
                 self._error(request.id, -32602, "contexts must be a list of strings")
                 return
-            self._sim._subscribe(session, contexts, add=method == "signalwire.receive")
+            adding = method == "signalwire.receive"
+            self._sim._subscribe(session, contexts, add=adding)
             self._reply(
                 request.id,
                 {
                     "code": "200",
-                    "message": "Receiving all inbound related to the requested relay contexts",
+                    "message": (
+                        "Receiving all inbound related to the requested relay contexts"
+                        if adding
+                        else "No longer receiving inbound related to the requested relay contexts"
+                    ),
                 },
             )
         elif method.startswith("calling."):

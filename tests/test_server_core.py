@@ -186,6 +186,13 @@ def test_connect_ok_exact_frames() -> None:
     assert TOKEN not in repr(sim) + repr(peer.conn)
 
 
+def test_event_timestamps_add_the_epoch() -> None:
+    sim = make_sim()
+    sim.epoch = 1_700_000_000.0
+    frames = Peer(sim).connect(0.5)
+    assert frames[1]["params"]["timestamp"] == 1_700_000_000.5
+
+
 def test_connect_bad_credentials() -> None:
     peer = Peer(make_sim())
     frames = peer.connect(authentication={"project": PROJECT, "token": "wrong"})
@@ -300,7 +307,8 @@ def test_receive_and_unreceive_contexts() -> None:
         ("error", "r", -32602)
     ]
     assert s(peer.request("signalwire.unreceive", None, 0.0, rid="u")) == [("error", "u", -32602)]
-    peer.request("signalwire.unreceive", {"contexts": ["office", "unknown"]}, 0.0)
+    [reply] = peer.request("signalwire.unreceive", {"contexts": ["office", "unknown"]}, 0.0)
+    assert reply["result"]["message"].startswith("No longer receiving")
     with pytest.raises(LocalProtocolError):
         sim.inject_inbound_call(context="office", from_number=A, to_number=B, now=1.0)
     sim.inject_inbound_call(context="lab", from_number=A, to_number=B, now=1.0)
