@@ -196,11 +196,19 @@ class CallTracker:
         """The server did not keep the session: fail every dial that reached it, lose calls.
 
         Dials that were never sent stay pending: they will go out on the new session.
+        Every leg and call that may still be up is hung up all the same (call commands
+        name the call, not the session), so a lost session never leaves a call behind
+        that the client knew of.
         """
+        ended: set[str] = set()
         for tag, record in list(self.dials.items()):
             if record.status is DialStatus.PENDING and not record.sent:
                 continue
             del self.dials[tag]
+            for leg in record.legs.values():
+                if not leg.end_sent and leg.state.rank < _ENDING:
+                    self._end(leg)
+                    ended.add(leg.call_id)
             if record.status is DialStatus.PENDING:
                 events.append(
                     DialFailed(
@@ -213,7 +221,9 @@ class CallTracker:
                         legs=record.legs_snapshot(),
                     )
                 )
-        for call_id in list(self.calls):
+        for call_id, call in list(self.calls.items()):
+            if call_id not in ended:
+                self._hang_up(call.node_id, call_id, "hangup")
             self._drop_call(call_id)
             events.append(CallLost(call_id=call_id))
 

@@ -185,9 +185,10 @@ class DialTimedOut:
 class CallStateChanged:
     """A known call moved forward. Duplicates and backward moves are never reported.
 
-    Reported for calls handed over (``DialAnswered``, ``InboundCall``) and for the legs of a
-    dial still pending (``tag`` set). Legs of a dial already resolved or abandoned are
-    never reported (the core ends them if they must be ended).
+    Reported for calls handed over (``DialAnswered``, ``InboundCall``) and for every leg
+    seen under a dial's tag (``tag`` set), including losers and legs of a dial already
+    resolved or abandoned: those are progress reports only, never calls of the session
+    (the core ends them if they must be ended).
     """
 
     call_id: str

@@ -340,3 +340,17 @@ def test_finished_calls_record_is_bounded() -> None:
         )
     [inbound] = c.event("calling.call.receive", receive_params("C0"))
     assert isinstance(inbound, InboundCall)
+
+
+def test_inbound_call_is_hung_up_when_the_session_is_reset() -> None:
+    c = Client(contexts=["office"])
+    c.connect(protocol="proto-1")
+    [inbound] = c.event("calling.call.receive", receive_params())
+    assert isinstance(inbound, InboundCall)
+    c.sent()
+    c.core.connection_lost(now=1)
+    _, events = c.connect(protocol="proto-2")
+    assert CallLost(call_id="IN-1") in events
+    [hangup] = c.sent()
+    assert (hangup["method"], hangup["params"]["call_id"]) == ("calling.end", "IN-1")
+    assert hangup["params"]["reason"] == "hangup"

@@ -283,6 +283,14 @@ def test_resume_refused_fails_what_was_lost(protocol: str, extra: dict[str, obje
     assert events[3] == CallLost(call_id="CALL-1")
     assert c.core.pending_dials == frozenset()
     assert c.core.live_call_ids == frozenset()
+    # Nothing the client knew of is left up: the ringing leg and the call are hung up.
+    hangups = c.sent()
+    assert sorted(
+        (f["method"], f["params"]["call_id"], f["params"]["reason"]) for f in hangups
+    ) == [
+        ("calling.end", "CALL-1", "hangup"),
+        ("calling.end", "CALL-2", "cancel"),
+    ]
     # The old blob belonged to the refused session: not sent again.
     c.core.connection_lost(now=6)
     frame, _ = c.connect(protocol=protocol)
@@ -315,9 +323,10 @@ def test_requests_made_while_disconnected_wait_and_survive_a_reset() -> None:
     )
     assert CallLost(call_id="CALL-1") in events
     out = c.sent()
-    assert [f["method"] for f in out] == ["calling.dial", "signalwire.ping"]
-    assert out[0]["params"]["tag"] == held_dial
-    assert out[1]["id"] == held_ping
+    assert [f["method"] for f in out] == ["calling.end", "calling.dial", "signalwire.ping"]
+    assert out[0]["params"]["call_id"] == "CALL-1"
+    assert out[1]["params"]["tag"] == held_dial
+    assert out[2]["id"] == held_ping
     assert c.core.pending_dials == {held_dial}
 
 
@@ -343,11 +352,14 @@ def test_disconnect_holds_requests_until_the_next_connect(restart: bool) -> None
     frame, events = c.connect(protocol="proto-1" if not restart else "proto-2")
     assert ("protocol" in frame["params"]) is not restart
     assert events[0].session_restored is not restart  # type: ignore[union-attr]
+    out = c.sent()
     if restart:
         assert isinstance(events[1], DialFailed)
+        hangup = out.pop(0)  # the leg seen under the failed dial is ended
+        assert (hangup["method"], hangup["params"]["call_id"]) == ("calling.end", "CALL-9")
     else:
         assert events[1:] == []
-    [ping] = c.sent()
+    [ping] = out
     assert ping["id"] == held
     assert ping["method"] == "signalwire.ping"
 
