@@ -3,11 +3,13 @@
 Three kinds of peer: our own ``accept_websocket`` over real loopback TCP; an independent
 peer (wsproto driven by hand over raw TCP, so frames are checked by a second implementation
 of the framing); and a scripted in-memory stream for exact call counts, write batching and
-cancellation. Every async test runs on asyncio and trio and is bounded by ``fail_after``.
+cancellation. Every async test runs on asyncio and trio, with each framing ("fast": our
+``FrameCodec``; "wsproto": the reference), and is bounded by ``fail_after``.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import shutil
 import socket
@@ -15,8 +17,9 @@ import ssl
 import struct
 import subprocess
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -50,9 +53,11 @@ from relay_anyio._errors import (
     RequestError,
     request_error,
 )
+from relay_anyio._framers import Framing, make_framer
 from relay_anyio._transport import (
     ParsedURL,
     WebSocket,
+    _feed_head,
     accept_websocket,
     build_url,
     connect_websocket,
@@ -64,6 +69,30 @@ from relay_proto._events import CallState, Leg
 pytestmark = pytest.mark.anyio
 
 TIMEOUT = 10.0
+FRAMINGS: tuple[Framing, ...] = ("fast", "wsproto")
+
+
+@dataclass
+class _Options:
+    framing: Framing = "fast"
+
+
+#: The framing the helpers below use; set per test by the ``framing`` fixture.
+OPTIONS = _Options()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every async test runs with each framing; sync tests (URLs, errors) once."""
+    if inspect.iscoroutinefunction(metafunc.function):
+        metafunc.parametrize("framing", FRAMINGS, indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def framing(request: pytest.FixtureRequest) -> Iterator[Framing]:
+    chosen: Framing = getattr(request, "param", "fast")
+    OPTIONS.framing = chosen
+    yield chosen
+    OPTIONS.framing = "fast"
 
 
 # ------------------------------------------------------------------------ in-memory peer
@@ -126,9 +155,12 @@ def fake_pair(
     assert isinstance(next(server.events()), Request)
     client.receive_data(server.send(AcceptConnection()))
     assert isinstance(next(client.events()), AcceptConnection)
+    framer = make_framer(
+        OPTIONS.framing, client=True, max_message_size=max_message_size, connection=client
+    )
     ws = WebSocket(
         stream,
-        client,
+        framer,
         max_message_size=max_message_size,
         write_timeout=write_timeout,
         description="test",
@@ -166,8 +198,11 @@ async def ws_pair(**client_options: Any) -> AsyncIterator[tuple[WebSocket, WebSo
     async with listening() as (url, tcp):
 
         async def accept() -> None:
-            accepted.append(await accept_websocket(await tcp.accept()))
+            stream = await tcp.accept()
+            accepted.append(await accept_websocket(stream, framing=server_framing))
 
+        server_framing = client_options.pop("server_framing", OPTIONS.framing)
+        client_options.setdefault("framing", OPTIONS.framing)
         async with anyio.create_task_group() as tg:
             tg.start_soon(accept)
             client = await connect_websocket(url, **client_options)
@@ -220,6 +255,7 @@ async def raw_pair(
             peers.append(peer)
             await peer.handshake(*early)
 
+        client_options.setdefault("framing", OPTIONS.framing)
         async with anyio.create_task_group() as tg:
             tg.start_soon(accept)
             client = await connect_websocket(url, **client_options)
@@ -243,6 +279,28 @@ async def test_handshake_and_text_round_trip() -> None:
             assert await client.receive_text() == "second"
             assert not client.closed
             assert "open" in repr(client)
+
+
+async def test_the_two_framings_talk_to_each_other(framing: Framing) -> None:
+    other: Framing = "wsproto" if framing == "fast" else "fast"
+    with anyio.fail_after(TIMEOUT):
+        async with ws_pair(server_framing=other) as (client, server):
+            texts = ["", "a", "é" * 63, "x" * 125, "y" * 126, "z" * 65535, "☎" * 30000]
+            await client.send_texts(texts)
+            received: list[str] = []
+            while len(received) < len(texts):
+                received += await server.receive_texts()
+            assert received == texts
+            await server.send_texts(texts[::-1])
+            received = []
+            while len(received) < len(texts):
+                received += await client.receive_texts()
+            assert received == texts[::-1]
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(client.aclose, 4001, "bye")
+                with pytest.raises(ConnectionLostError, match="bye") as info:
+                    await server.receive_text()
+            assert info.value.code == 4001
 
 
 async def test_many_messages_arrive_in_order_over_tcp() -> None:
@@ -636,6 +694,16 @@ async def test_server_initiated_close_is_answered() -> None:
                 await client.send_text("after close")
 
 
+async def test_close_without_a_status_code_is_answered_likewise() -> None:
+    with anyio.fail_after(TIMEOUT):
+        async with raw_pair() as (client, peer):
+            await peer.stream.send(b"\x88\x00")  # a close frame with no payload
+            with pytest.raises(ConnectionLostError) as info:
+                await client.receive_text()
+            assert info.value.code == 1005
+            assert await peer.next_event() == CloseConnection(code=1005, reason="")
+
+
 async def test_server_close_reaches_the_client() -> None:
     with anyio.fail_after(TIMEOUT):
         async with ws_pair() as (client, server):
@@ -794,6 +862,73 @@ async def test_bad_options_are_configuration_errors() -> None:
         await connect_websocket(url, max_message_size=0)
     with pytest.raises(ConfigurationError, match="max_message_size"):
         await accept_websocket(FakeStream(), max_message_size=-1)
+    with pytest.raises(ConfigurationError, match="framing"):
+        await connect_websocket(url, framing=cast(Framing, "bogus"))
+    with pytest.raises(ConfigurationError, match="framing"):
+        await accept_websocket(FakeStream(), framing=cast(Framing, "bogus"))
+
+
+def _client_and_response(*frames: Event) -> tuple[WSConnection, bytes]:
+    """A client that sent its request, and the server's 101 followed by ``frames``."""
+    client = WSConnection(ConnectionType.CLIENT)
+    server = WSConnection(ConnectionType.SERVER)
+    server.receive_data(client.send(Request(host="test", target="/")))
+    assert isinstance(next(server.events()), Request)
+    return client, server.send(AcceptConnection()) + encode(server, *frames)
+
+
+def test_feed_head_splits_at_every_point() -> None:
+    """Whatever the read boundaries, wsproto gets exactly the HTTP head and the frames after
+    it are handed back whole (a blank line split across reads included)."""
+    frames = (TextMessage(data="early"), Ping(payload=b"p"))
+    _, wire = _client_and_response(*frames)
+    head_size = wire.index(b"\r\n\r\n") + 4
+    for first in range(1, len(wire)):
+        for second in {first + 1, first + 3, len(wire)}:
+            client, wire = _client_and_response(*frames)
+            chunks = [wire[:first], wire[first:second], wire[second:]]
+            tail, leftover, accepted = b"", b"", False
+            for chunk in chunks:
+                if accepted:
+                    leftover += chunk
+                elif chunk:
+                    tail, rest = _feed_head(client, tail, chunk)
+                    if rest is not None:
+                        assert [type(e) for e in client.events()] == [AcceptConnection]
+                        accepted = True
+                        leftover += rest
+            assert accepted
+            assert leftover == wire[head_size:]
+
+
+def test_feed_head_accepts_bare_newlines_like_h11() -> None:
+    client, wire = _client_and_response(TextMessage(data="x"))
+    head_size = wire.index(b"\r\n\r\n") + 4
+    bare = wire[:head_size].replace(b"\r\n", b"\n")
+    tail, rest = _feed_head(client, b"", bare + wire[head_size:])
+    assert [type(e) for e in client.events()] == [AcceptConnection]
+    assert rest == wire[head_size:]
+    assert tail == b""
+
+
+@pytest.mark.parametrize("split", [1, 30, -3, -1])
+async def test_accept_hands_frames_after_the_request_to_the_framer(split: int) -> None:
+    """A client may not send frames before the 101, but one that does is still served (and
+    the frames never reach wsproto's HTTP parser), whatever the read boundaries."""
+    with anyio.fail_after(TIMEOUT):
+        client = WSConnection(ConnectionType.CLIENT)
+        request = client.send(Request(host="test", target="/ws"))
+        helper = WSConnection(ConnectionType.SERVER)  # opens ``client`` to get its frames
+        helper.receive_data(request)
+        assert isinstance(next(helper.events()), Request)
+        client.receive_data(helper.send(AcceptConnection()))
+        assert isinstance(next(client.events()), AcceptConnection)
+        wire = request + encode(client, TextMessage(data="eager"), TextMessage(data="é" * 70))
+        cut = len(request) + split
+        stream = FakeStream([wire[:cut], wire[cut:]])
+        ws = await accept_websocket(stream, framing=OPTIONS.framing)
+        assert [await ws.receive_text() for _ in range(2)] == ["eager", "é" * 70]
+        assert stream.sent[0].startswith(b"HTTP/1.1 101 ")
 
 
 # ------------------------------------------------------------------------------------ TLS
@@ -831,7 +966,7 @@ async def tls_server(certificate: tuple[Path, Path]) -> AsyncIterator[tuple[Pars
                 tls = await TLSStream.wrap(
                     stream, server_side=True, ssl_context=server_context, standard_compatible=False
                 )
-                ws = await accept_websocket(tls)
+                ws = await accept_websocket(tls, framing=OPTIONS.framing)
                 outcome.append(ws)
                 assert await ws.receive_text() == "over tls"
                 await ws.send_text("secure reply")
@@ -850,7 +985,7 @@ async def test_wss_round_trip_with_a_custom_ca(certificate: tuple[Path, Path]) -
     with anyio.fail_after(TIMEOUT):
         async with tls_server(certificate) as (url, _):
             context = ssl.create_default_context(cafile=str(certificate[0]))
-            client = await connect_websocket(url, ssl_context=context)
+            client = await connect_websocket(url, ssl_context=context, framing=OPTIONS.framing)
             await client.send_text("over tls")
             assert await client.receive_text() == "secure reply"
             await client.aclose()
