@@ -171,8 +171,10 @@ def _load_scenario(path: str) -> Scenario:
 
 async def _serve(args: argparse.Namespace, out: TextIO) -> int:
     host, _, port_text = args.listen.rpartition(":")
-    if not host or not port_text.isdigit():
-        raise ConfigurationError(f"--listen must be HOST:PORT, got {args.listen!r}")
+    if not host or not port_text.isdigit() or int(port_text) > 65535:
+        raise ConfigurationError(
+            f"--listen must be HOST:PORT with a port from 0 to 65535, got {args.listen!r}"
+        )
     if (args.project is None) != (args.token is None):
         raise ConfigurationError("--project and --token go together")
     credentials = None if args.project is None else {args.project: args.token}
@@ -185,13 +187,34 @@ async def _serve(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK  # pragma: no cover - sleep_forever only ends by cancellation
 
 
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    leaves: list[BaseException] = []
+    for exc in group.exceptions:
+        leaves.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return leaves
+
+
+def _sole_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one error a group stands for: Ctrl-C if that is all it holds, else its only
+    member; the group itself when it really holds several errors."""
+    leaves = _leaves(group)
+    if leaves and all(isinstance(exc, KeyboardInterrupt) for exc in leaves):
+        return leaves[0]
+    return leaves[0] if len(leaves) == 1 else group
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     parser = build_parser()
     args = parser.parse_args(argv)
     command = _dial if args.command == "dial" else _serve
     try:
-        return anyio.run(partial(command, args, out), backend=args.backend)
+        try:
+            return anyio.run(partial(command, args, out), backend=args.backend)
+        except BaseExceptionGroup as group:
+            # trio delivers Ctrl-C inside whichever task runs, so it can come out of a
+            # task group wrapped; so can an error raised next to a cancelled task.
+            raise _sole_error(group) from None
     except KeyboardInterrupt:
         return EXIT_OK
     except (ConfigurationError, ValueError) as exc:

@@ -34,6 +34,8 @@ from typing import Any, Generic, TypeVar
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from relay_proto import (
     CallLost,
@@ -56,6 +58,7 @@ from relay_proto import (
     RemoteProtocolError,
     RequestFailed,
     RequestSucceeded,
+    SessionState,
     UnhandledEvent,
 )
 
@@ -106,12 +109,36 @@ class _Slot(Generic[T]):
         return value  # type: ignore[return-value]
 
 
+class _InboundCalls:
+    """``RelayClient.inbound_calls()``: the inbound stream, ending when the client closes."""
+
+    __slots__ = ("_receive",)
+
+    def __init__(self, receive: MemoryObjectReceiveStream[Call]) -> None:
+        self._receive = receive
+
+    def __aiter__(self) -> _InboundCalls:
+        return self
+
+    async def __anext__(self) -> Call:
+        try:
+            return await self._receive.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            raise StopAsyncIteration from None
+
+
 class RelayClient:
     """A supervised, reconnecting RELAY client. Use it as ``async with client:``.
 
     Credentials: ``project`` + ``token``, or ``jwt_token``. Where to connect: ``host``
     (``wss://host``; default ``relay.signalwire.com``) or ``url`` (any ``ws://``/``wss://``
     URL; plain ``ws://`` only to loopback unless ``allow_insecure=True``).
+
+    Timeouts: ``connect_timeout`` bounds opening a socket and the ``signalwire.connect``
+    handshake; ``write_timeout`` bounds one socket write (a write that has started is
+    finished or the socket is dropped, so a cancellation may wait up to this long);
+    ``cleanup_timeout`` bounds the hang-ups sent on cancellation and on exit;
+    ``close_timeout`` bounds the WebSocket close handshake.
     """
 
     def __init__(
@@ -136,6 +163,7 @@ class RelayClient:
         silence_timeout: float | None = 90.0,
         cleanup_timeout: float = 5.0,
         close_timeout: float = 2.0,
+        write_timeout: float = 10.0,
         hangup_on_exit: bool = True,
         max_message_size: int = 10 * 1024 * 1024,
         inbound_buffer: int = 64,
@@ -162,6 +190,7 @@ class RelayClient:
             ("backoff_max", backoff_max),
             ("cleanup_timeout", cleanup_timeout),
             ("close_timeout", close_timeout),
+            ("write_timeout", write_timeout),
         ):
             if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
                 raise ConfigurationError(f"{name}: must be a finite number > 0, got {value!r}")
@@ -173,21 +202,31 @@ class RelayClient:
         self._backoff_max = float(backoff_max)
         self._cleanup_timeout = float(cleanup_timeout)
         self._close_timeout = float(close_timeout)
+        self._write_timeout = float(write_timeout)
         self._hangup_on_exit = hangup_on_exit
         self._max_message_size = max_message_size
         self._on_event = on_event
         self._on_call: Callable[[Call], Awaitable[None]] | None = None
-        self._inbound_send, self._inbound_recv = anyio.create_memory_object_stream[Call](
-            inbound_buffer
-        )
+        if isinstance(inbound_buffer, bool) or not isinstance(inbound_buffer, int):
+            raise ConfigurationError(f"inbound_buffer: must be an int >= 0, got {inbound_buffer!r}")
+        if inbound_buffer < 0:
+            raise ConfigurationError(f"inbound_buffer: must be an int >= 0, got {inbound_buffer!r}")
+        self._inbound_buffer = inbound_buffer
+        # Created by __aenter__ and closed by __aexit__ (an unclosed stream warns).
+        self._inbound_send: MemoryObjectSendStream[Call] | None = None
+        self._inbound_recv: MemoryObjectReceiveStream[Call] | None = None
+        self._used = False
 
         self._ws: WebSocket | None = None
         self._socket_scope: anyio.CancelScope | None = None
+        self._socket_dead = False
+        self._background: list[anyio.CancelScope] = []
         self._exit_stack: AsyncExitStack | None = None
         self._tg: anyio.abc.TaskGroup | None = None
         self._failure: RelayError | None = None
-        self._closing = False
-        self._dials: dict[str, _Slot[DialAnswered | DialFailed | DialTimedOut]] = {}
+        self._closing = False  # no new user commands (set when __aexit__ starts)
+        self._stopping = False  # no more reconnecting (set once the hang-ups are done)
+        self._dials: dict[str, _Slot[Call | DialFailed | DialTimedOut]] = {}
         self._requests: dict[str, _Slot[JSONObject]] = {}
         self._calls: dict[str, Call] = {}
         self._timer_wakeup = anyio.Event()
@@ -218,10 +257,18 @@ class RelayClient:
         """Run ``handler(call)`` in the client's task group for every inbound call."""
         self._on_call = handler
 
-    async def inbound_calls(self) -> AsyncIterator[Call]:
-        """Iterate over inbound calls (when no ``on_call`` handler is set)."""
-        async for call in self._inbound_recv:
-            yield call
+    def inbound_calls(self) -> AsyncIterator[Call]:
+        """Iterate over inbound calls (when no ``on_call`` handler is set).
+
+        Up to ``inbound_buffer`` calls wait here for the iterator; beyond that an inbound
+        call is refused (ended with ``busy``) rather than left ringing. The iteration ends
+        when the client closes. It is a plain iterator, not a generator: ``break`` out of
+        it freely, there is nothing to finalize.
+        """
+        receive = self._inbound_recv
+        if receive is None:
+            raise RuntimeError("use the client inside 'async with client:'")
+        return _InboundCalls(receive)
 
     async def dial(
         self,
@@ -242,6 +289,9 @@ class RelayClient:
         ``ConfigurationError`` for invalid input (nothing was sent).
         """
         self._check_open()
+        # Already cancelled: leave before the core queues anything (a queued frame would
+        # go out with the next write, cancelled or not).
+        await anyio.lowlevel.checkpoint_if_cancelled()
         try:
             tag = self._core.dial(
                 devices,
@@ -255,22 +305,25 @@ class RelayClient:
             )
         except LocalProtocolError as exc:
             raise ConfigurationError(str(exc)) from None
-        slot: _Slot[DialAnswered | DialFailed | DialTimedOut] = _Slot()
+        slot: _Slot[Call | DialFailed | DialTimedOut] = _Slot()
         self._dials[tag] = slot
         self._poke_timer()
         try:
             await self._flush()
             outcome = await slot.wait()
         except BaseException:
-            # Cancelled (or the client closed): nothing may stay alive under this tag.
+            # Cancelled (or the client closed): nothing may stay alive under this tag --
+            # not even a winner whose answer arrived just before the cancellation did.
             self._dials.pop(tag, None)
+            if isinstance(slot.value, Call):
+                self._forget_call(slot.value, "the dial was cancelled")
             if self._core.cancel_dial(tag, now=anyio.current_time()):
                 with anyio.move_on_after(self._cleanup_timeout, shield=True):
                     await self._flush()
             raise
         del self._dials[tag]
-        if isinstance(outcome, DialAnswered):
-            return self._calls[outcome.call.call_id]
+        if isinstance(outcome, Call):
+            return outcome  # possibly already ended: the far end may hang up at once
         if isinstance(outcome, DialTimedOut):
             raise DialTimeoutError(
                 f"no answer within {dial_timeout:g} s; every leg was hung up",
@@ -300,15 +353,22 @@ class RelayClient:
     # ------------------------------------------------------------------ lifecycle
 
     async def __aenter__(self) -> RelayClient:
-        if self._exit_stack is not None:
-            raise RuntimeError("RelayClient is not reentrant")
+        if self._used:
+            raise RuntimeError("a RelayClient is used once: it is not reentrant or reusable")
+        self._used = True
+        self._inbound_send, self._inbound_recv = anyio.create_memory_object_stream[Call](
+            self._inbound_buffer
+        )
         stack = AsyncExitStack()
+        stack.callback(self._close_inbound)
         tg = await stack.enter_async_context(anyio.create_task_group())
         self._exit_stack, self._tg = stack, tg
         try:
             await tg.start(self._supervise)
             tg.start_soon(self._timer_loop)
         except BaseException as exc:
+            self._closing = self._stopping = True
+            self._stop_background()
             tg.cancel_scope.cancel()
             self._exit_stack = None
             await stack.aclose()
@@ -330,28 +390,54 @@ class RelayClient:
             with anyio.CancelScope(shield=True):
                 await self._shutdown()
         finally:
+            self._stop_background()
             tg.cancel_scope.cancel()
             self._exit_stack = None
             await stack.aclose()
 
+    def _stop_background(self) -> None:
+        for scope in self._background:
+            scope.cancel()
+
     async def _shutdown(self) -> None:
-        """Hang up what this client still owns, bounded by ``cleanup_timeout``."""
+        """Hang up what this client still owns, bounded by ``cleanup_timeout``.
+
+        The supervisor keeps reconnecting meanwhile: hang-ups queued while the socket is
+        down, or lost with it, go out on the next one.
+        """
         self._closing = True
         now = anyio.current_time()
         if self._hangup_on_exit and self._failure is None:
             for tag in list(self._dials):
                 self._core.cancel_dial(tag, now=now)
-            for call in list(self._calls.values()):
-                if not call.ended and call.call_id in self._core.live_call_ids:
-                    self._core.end(call.call_id)
             with anyio.move_on_after(self._cleanup_timeout):
                 await self._flush()
-                for call in list(self._calls.values()):
-                    await call.wait_for_ended()
+                async with anyio.create_task_group() as tg:
+                    for call in list(self._calls.values()):
+                        tg.start_soon(self._hang_up_for_exit, call)
+        self._stopping = True
         self._fail_waiters(ConnectionLostError("the client was closed"))
-        self._inbound_send.close()
+        if self._inbound_send is not None:
+            self._inbound_send.close()
         if self._ws is not None:
             await self._ws.aclose(timeout=self._close_timeout)
+
+    async def _hang_up_for_exit(self, call: Call) -> None:
+        """End ``call`` and wait until it has ended; ask again if the request was lost
+        with a socket (a plain ``calling.end`` is not re-sent by the core)."""
+        while not call.ended and call.call_id in self._core.live_call_ids:
+            try:
+                await self._request(lambda core: core.end(call.call_id))
+            except ConnectionLostError:
+                continue  # the reply was lost with the socket: ask the next one
+            except RelayError:
+                return  # refused or gone: nothing more this client can do
+            await call.wait_for_ended()
+
+    def _close_inbound(self) -> None:
+        for stream in (self._inbound_send, self._inbound_recv):
+            if stream is not None:
+                stream.close()
 
     # ------------------------------------------------------------------ commands
 
@@ -368,12 +454,17 @@ class RelayClient:
         self._check_open()
         if call is not None and call.ended:
             raise CallGoneError(f"call {call.call_id} has ended", code=410)
+        await anyio.lowlevel.checkpoint_if_cancelled()
         try:
-            request_id = start(self._core)
+            return await self._request(start)
         except LocalProtocolError as exc:
             if call is not None and call.call_id not in self._core.live_call_ids:
                 raise CallGoneError(f"call {call.call_id} has ended", code=410) from None
             raise ConfigurationError(str(exc)) from None
+
+    async def _request(self, start: Callable[[ClientConnection], str]) -> JSONObject:
+        """Queue one request in the core, write it, wait for its result (no open check)."""
+        request_id = start(self._core)
         slot: _Slot[JSONObject] = _Slot()
         self._requests[request_id] = slot
         try:
@@ -439,7 +530,7 @@ class RelayClient:
                 self._on_inbound(event)
             elif isinstance(event, LivenessLost):
                 logger.warning("connection is not alive (%s); reconnecting", event.reason)
-                self._abort_socket()
+                self._abort_socket(dead=True)
             elif isinstance(event, DisconnectRequested):
                 logger.info("server asked to disconnect (restart=%s)", event.restart)
                 scope = self._socket_scope
@@ -462,20 +553,40 @@ class RelayClient:
             )
 
     def _on_dial_outcome(self, event: DialAnswered | DialFailed | DialTimedOut) -> None:
-        if isinstance(event, DialAnswered):
-            info = event.call
-            self._calls[info.call_id] = Call(
-                self,
-                call_id=info.call_id,
-                node_id=info.node_id,
-                tag=info.tag,
-                device=info.device,
-                direction=info.direction,
-                state=info.state,
-            )
         slot = self._dials.get(event.tag)
+        if not isinstance(event, DialAnswered):
+            if slot is not None:
+                slot.set(event)
+            return
+        info = event.call
+        call = Call(
+            self,
+            call_id=info.call_id,
+            node_id=info.node_id,
+            tag=info.tag,
+            device=info.device,
+            direction=info.direction,
+            state=info.state,
+        )
+        if info.call_id in self._core.live_call_ids:
+            self._calls[info.call_id] = call
+        else:  # it ended in the same breath as it was answered
+            for leg in event.legs:
+                if leg.call_id == info.call_id:
+                    call.end_reason = leg.end_reason
+            call._finish("the call ended before the play finished")
         if slot is not None:
-            slot.set(event)
+            slot.set(call)
+        elif self._core.cancel_dial(event.tag, now=anyio.current_time()):
+            # Nobody waits for this dial any more (cannot happen while dial() keeps its
+            # slot until cancel_dial); never leak the winner.
+            self._forget_call(call, "the dial was abandoned")
+
+    def _forget_call(self, call: Call, why: str) -> None:
+        """A call that will never be handed to user code (its dial was abandoned)."""
+        if self._calls.get(call.call_id) is call:
+            del self._calls[call.call_id]
+        call._finish(why)
 
     def _on_inbound(self, event: InboundCall) -> None:
         info = event.call
@@ -494,6 +605,8 @@ class RelayClient:
             self._tg.start_soon(self._run_handler, self._on_call, call)
             return
         try:
+            if self._inbound_send is None:
+                raise anyio.ClosedResourceError
             self._inbound_send.send_nowait(call)
         except (anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
             # Nobody can take this call: refuse it rather than leave it ringing.
@@ -522,6 +635,13 @@ class RelayClient:
             self._timer_wakeup.set()
 
     async def _timer_loop(self) -> None:
+        # Shielded: a cancellation of the code around ``async with client`` must not stop
+        # the timers before ``__aexit__`` has hung up (``_stop_background`` ends it).
+        with anyio.CancelScope(shield=True) as scope:
+            self._background.append(scope)
+            await self._run_timers()
+
+    async def _run_timers(self) -> None:
         while True:
             self._timer_wakeup = anyio.Event()
             self._timer_at = self._core.next_deadline()
@@ -536,6 +656,17 @@ class RelayClient:
     # ------------------------------------------------------------------ connection
 
     async def _supervise(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        # Cancellable until the first session is up (``__aenter__`` may be cancelled while
+        # connecting); shielded from then on, so that a cancellation of the code around
+        # ``async with client`` cannot kill the reader before ``__aexit__`` has hung up
+        # (``_stop_background`` ends it).
+        with anyio.CancelScope() as scope:
+            self._background.append(scope)
+            await self._reconnect_loop(scope, task_status)
+
+    async def _reconnect_loop(
+        self, scope: anyio.CancelScope, task_status: anyio.abc.TaskStatus[None]
+    ) -> None:
         started = False
         backoff = self._backoff_initial
         connect_failures = 0
@@ -547,15 +678,17 @@ class RelayClient:
             self._connections += 1
             if not started:
                 started = True
+                scope.shield = True
                 task_status.started()
 
-        while not self._closing:
+        while not self._stopping:
             try:
                 ws = await connect_websocket(
                     self._url,
                     ssl_context=self._ssl_context,
                     connect_timeout=self._connect_timeout,
                     max_message_size=self._max_message_size,
+                    write_timeout=self._write_timeout,
                 )
             except ConnectionLostError as exc:
                 connect_failures += 1
@@ -563,6 +696,7 @@ class RelayClient:
                     raise
                 logger.warning("connect to %s failed: %s", self._url, exc)
             else:
+                before = self._connections
                 try:
                     await self._run_socket(ws, ready)
                 except AuthenticationError as exc:
@@ -574,20 +708,33 @@ class RelayClient:
                             raise
                         return
                     logger.warning("authentication failed: %s", exc)
-            if self._closing:
+                else:
+                    if self._connections == before and not self._stopping:
+                        # The socket opened but the session never started (no answer to
+                        # signalwire.connect, or closed first): a failed connect attempt.
+                        connect_failures += 1
+                        if not started and connect_failures >= self._connect_attempts:
+                            raise ConnectionLostError(
+                                f"{self._url}: the server did not answer signalwire.connect"
+                            )
+            if self._stopping:
                 return
             await anyio.sleep(backoff * random.uniform(0.5, 1.0))
             backoff = min(backoff * 2, self._backoff_max)
 
-    def _abort_socket(self) -> None:
+    def _abort_socket(self, *, dead: bool = False) -> None:
+        """Stop reading the current socket; ``dead``: the peer is unresponsive, so drop the
+        socket without waiting for a close handshake that would only time out."""
         scope = self._socket_scope
         if scope is not None:
+            self._socket_dead = self._socket_dead or dead
             scope.cancel()
 
     async def _run_socket(self, ws: WebSocket, ready: Callable[[], None]) -> None:
         """Handshake and read one socket until it dies. Raises AuthenticationError."""
         core = self._core
         self._ws = ws
+        self._socket_dead = False
         try:
             with anyio.CancelScope(deadline=anyio.current_time() + self._connect_timeout) as scope:
                 self._socket_scope = scope
@@ -595,17 +742,21 @@ class RelayClient:
                 self._poke_timer()
                 await self._flush()
                 await self._read_loop(ws, ready, scope)
-            if scope.cancelled_caught and core.state.value == "connecting":
+            if scope.cancelled_caught and core.state is SessionState.CONNECTING:
                 logger.warning("no answer to signalwire.connect within %g s", self._connect_timeout)
+                self._socket_dead = True
         except ConnectionLostError as exc:
             logger.info("connection lost: %s", exc)
         finally:
             self._socket_scope = None
             self._ws = None
             core.connection_lost(now=anyio.current_time())
-            core.data_to_send()
+            core.data_to_send()  # replies for a dead socket; requests wait in the core
             with anyio.CancelScope(shield=True):
-                await ws.aclose(timeout=self._close_timeout)
+                if self._socket_dead:
+                    await ws.abort()
+                else:
+                    await ws.aclose(timeout=self._close_timeout)
 
     async def _read_loop(
         self, ws: WebSocket, ready: Callable[[], None], scope: anyio.CancelScope

@@ -171,10 +171,17 @@ async def serve_simulator(
     listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
     sockname = listener.extra(anyio.abc.SocketAttribute.local_address)
     server = SimulatorServer(simulator, host, int(sockname[1]))
+    body_error: Exception | None = None
     async with listener, anyio.create_task_group() as tg:
         tg.start_soon(listener.serve, server._serve_socket)
         tg.start_soon(server._timer_loop)
         try:
             yield server
+        except Exception as exc:
+            # Re-raised below, outside the task group, so that the block's own error
+            # comes out as itself rather than wrapped in an ExceptionGroup.
+            body_error = exc
         finally:
             tg.cancel_scope.cancel()
+    if body_error is not None:
+        raise body_error
