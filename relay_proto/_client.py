@@ -541,7 +541,7 @@ class ClientConnection:
         method = message.method
         if method == "signalwire.event":
             if message.id is not None:
-                self._outbox.append(wire.encode_result(message.id, {}))
+                self._outbox.append(wire.encode_ack(message.id))
             if isinstance(params, dict):
                 self._on_event(params, now, events)
         elif method == "signalwire.ping":
@@ -554,7 +554,7 @@ class ClientConnection:
                 self._outbox.append(wire.encode_result(message.id, reply))
         elif method == "signalwire.disconnect":
             if message.id is not None:
-                self._outbox.append(wire.encode_result(message.id, {}))
+                self._outbox.append(wire.encode_ack(message.id))
             restart = isinstance(params, dict) and params.get("restart") is True
             if restart:
                 self.protocol = None

@@ -37,12 +37,12 @@ class CallState(enum.Enum):
     ENDING = "ending"
     ENDED = "ended"
 
-    @property
-    def rank(self) -> int:
-        return _CALL_STATE_RANK[self]
+    #: Position in the forward order (``CREATED`` is 0); a plain attribute, since it is
+    #: compared on every state event.
+    rank: int
 
-
-_CALL_STATE_RANK = {state: index for index, state in enumerate(CallState)}
+    def __init__(self, value: str) -> None:
+        self.rank = len(type(self).__members__)
 
 
 class PlayState(enum.Enum):

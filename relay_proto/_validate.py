@@ -114,24 +114,53 @@ def _device(where: str, device: Any) -> JSONObject:
     return out
 
 
-def _deep_copy(value: Any, where: str) -> Any:
-    """Copy a JSON-like value, refusing anything that would not encode."""
+class _NotJSON(Exception):
+    """Raised inside ``_copy``; the path to the bad value is collected while unwinding."""
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+        self.path: list[str] = []
+
+
+def _copy(value: Any) -> Any:
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is float:
+        if not math.isfinite(value):
+            raise _NotJSON("numbers must be finite")
+        return value
     if isinstance(value, Mapping):
         out: JSONObject = {}
         for key, item in value.items():
             if not isinstance(key, str):
-                raise _fail(where, f"object keys must be strings, got {key!r}")
-            out[key] = _deep_copy(item, f"{where}.{key}")
+                raise _NotJSON(f"object keys must be strings, got {key!r}")
+            try:
+                out[key] = _copy(item)
+            except _NotJSON as bad:
+                bad.path.append(f".{key}")
+                raise
         return out
     if isinstance(value, list | tuple):
-        return [_deep_copy(item, f"{where}[{i}]") for i, item in enumerate(value)]
-    if value is None or isinstance(value, str | bool | int):
+        items = []
+        for index, item in enumerate(value):
+            try:
+                items.append(_copy(item))
+            except _NotJSON as bad:
+                bad.path.append(f"[{index}]")
+                raise
+        return items
+    if isinstance(value, str | int):  # subclasses of the plain types
         return value
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise _fail(where, "numbers must be finite")
-        return value
-    raise _fail(where, f"{type(value).__name__} is not a JSON value")
+    raise _NotJSON(f"{kind.__name__} is not a JSON value")
+
+
+def _deep_copy(value: Any, where: str) -> Any:
+    """Copy a JSON-like value, refusing anything that would not encode."""
+    try:
+        return _copy(value)
+    except _NotJSON as bad:
+        raise _fail(where + "".join(reversed(bad.path)), bad.problem) from None
 
 
 def devices_plan(devices: Any) -> list[list[JSONObject]]:

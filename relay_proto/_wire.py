@@ -36,7 +36,10 @@ def _finite_float(text: str) -> float:
 
 # NaN/Infinity and numbers that overflow a float are refused on the way in, so nothing
 # parsed here can later fail to encode (a ping echo, a raw params escape hatch).
-_decode = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float).decode
+_decoder = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+_decode = _decoder.decode
+_raw_decode = _decoder.raw_decode
+_encode_str = json.encoder.encode_basestring_ascii
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +81,13 @@ def encode_request(request_id: str, method: str, params: JSONObject) -> str:
     return _encode({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})
 
 
+def encode_ack(request_id: str | int | None) -> str:
+    """The empty result that acknowledges an event (the most frequent frame there is)."""
+    if type(request_id) is str:
+        return '{"jsonrpc":"2.0","id":' + _encode_str(request_id) + ',"result":{}}'
+    return encode_result(request_id, {})
+
+
 def encode_result(request_id: str | int | None, result: JSONObject) -> str:
     return _encode({"jsonrpc": "2.0", "id": request_id, "result": result})
 
@@ -98,7 +108,12 @@ def parse(text: str | bytes) -> Message:
     if not isinstance(text, str):
         raise RemoteProtocolError("binary message received; RELAY frames are text")
     try:
-        obj = _decode(text)
+        try:
+            obj, end = _raw_decode(text)
+        except ValueError:
+            end = -1
+        if end != len(text):  # surrounding white space, extra data or an error: the full rules
+            obj = _decode(text)
     except ValueError as exc:  # JSONDecodeError, NaN/Infinity, overlong integers
         raise RemoteProtocolError(f"invalid JSON: {exc}") from None
     except RecursionError:
