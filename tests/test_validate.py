@@ -69,3 +69,24 @@ def test_json_params_and_contexts() -> None:
     for bad in ("ab", 3, [""], [None]):
         with pytest.raises(LocalProtocolError):
             validate.contexts_list(bad)
+
+
+class _Text(str):
+    pass
+
+
+class _Number(int):
+    pass
+
+
+def test_json_params_copy_and_name_the_bad_value_by_its_path() -> None:
+    params = {"a": [1, (2.5, None), {"b": True}], "s": _Text("x"), "n": _Number(3)}
+    copied = validate.json_params("params", params)
+    assert copied == {"a": [1, [2.5, None], {"b": True}], "s": "x", "n": 3}
+    assert copied["a"] is not params["a"]
+    with pytest.raises(LocalProtocolError, match=r"params\.a\[1\]\[0\]: numbers must be finite"):
+        validate.json_params("params", {"a": [1, [float("nan")]]})
+    with pytest.raises(LocalProtocolError, match=r"params\.x\[0\]\.y: set is not a JSON value"):
+        validate.json_params("params", {"x": [{"y": {1}}]})
+    with pytest.raises(LocalProtocolError, match=r"params\.k: object keys must be strings"):
+        validate.json_params("params", {"k": {1: "v"}})
