@@ -110,11 +110,14 @@ def _device_of(params: Mapping[str, Any]) -> JSONObject:
     return device if isinstance(device, dict) else {}
 
 
+_CALL_STATES = {state.value: state for state in CallState}
+
+
 def _call_state(where: str, raw_state: str) -> CallState:
-    try:
-        return CallState(raw_state)
-    except ValueError:
-        raise RemoteProtocolError(f"{where}: unknown call_state {raw_state!r}") from None
+    state = _CALL_STATES.get(raw_state)
+    if state is None:
+        raise RemoteProtocolError(f"{where}: unknown call_state {raw_state!r}")
+    return state
 
 
 class CallTracker:

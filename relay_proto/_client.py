@@ -61,6 +61,8 @@ _PLAY_ACTIONS = frozenset({"pause", "resume", "stop", "volume"})
 
 def _timestamp(value: Any) -> float | None:
     """The envelope's ``timestamp`` as a float (``parse`` has already refused NaN/inf)."""
+    if type(value) is float:
+        return value
     if not isinstance(value, int | float) or isinstance(value, bool):
         return None
     try:

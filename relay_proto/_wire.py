@@ -10,8 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ._errors import RemoteProtocolError
 
@@ -42,8 +41,10 @@ _raw_decode = _decoder.raw_decode
 _encode_str = json.encoder.encode_basestring_ascii
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
+# Parsed messages are named tuples: built for every frame, they must be cheap to make.
+
+
+class Request(NamedTuple):
     """A request (or notification, when ``id`` is None) from the peer."""
 
     id: str | int | None
@@ -51,16 +52,14 @@ class Request:
     params: Any
 
 
-@dataclass(frozen=True, slots=True)
-class Result:
+class Result(NamedTuple):
     """A successful reply."""
 
     id: str | int
     result: Any
 
 
-@dataclass(frozen=True, slots=True)
-class ErrorReply:
+class ErrorReply(NamedTuple):
     """A JSON-RPC error reply."""
 
     id: str | int | None
