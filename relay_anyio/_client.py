@@ -74,7 +74,7 @@ from ._errors import (
     RelayError,
     request_error,
 )
-from ._transport import ParsedURL, WebSocket, build_url, connect_websocket, redact
+from ._transport import ParsedURL, WebSocket, build_url, connect_websocket
 
 logger = logging.getLogger("relay_anyio")
 
@@ -230,6 +230,7 @@ class RelayClient:
         self._requests: dict[str, _Slot[JSONObject]] = {}
         self._calls: dict[str, Call] = {}
         self._timer_wakeup = anyio.Event()
+        self._write_wanted = anyio.Event()
         self._timer_at: float | None = None
         self._connections = 0
 
@@ -308,18 +309,19 @@ class RelayClient:
         slot: _Slot[Call | DialFailed | DialTimedOut] = _Slot()
         self._dials[tag] = slot
         self._poke_timer()
+        self._want_write()
         try:
-            await self._flush()
             outcome = await slot.wait()
         except BaseException:
             # Cancelled (or the client closed): nothing may stay alive under this tag --
-            # not even a winner whose answer arrived just before the cancellation did.
+            # not even a winner whose answer arrived just before the cancellation did. The
+            # core queues the hang-ups at once; the writer task sends them (it is not
+            # cancelled with this task), so cancelling never waits on the network.
             self._dials.pop(tag, None)
             if isinstance(slot.value, Call):
                 self._forget_call(slot.value, "the dial was cancelled")
             if self._core.cancel_dial(tag, now=anyio.current_time()):
-                with anyio.move_on_after(self._cleanup_timeout, shield=True):
-                    await self._flush()
+                self._want_write()
             raise
         del self._dials[tag]
         if isinstance(outcome, Call):
@@ -366,6 +368,7 @@ class RelayClient:
         try:
             await tg.start(self._supervise)
             tg.start_soon(self._timer_loop)
+            tg.start_soon(self._writer_loop)
         except BaseException as exc:
             self._closing = self._stopping = True
             self._stop_background()
@@ -467,29 +470,37 @@ class RelayClient:
         request_id = start(self._core)
         slot: _Slot[JSONObject] = _Slot()
         self._requests[request_id] = slot
+        self._want_write()
         try:
-            await self._flush()
             return await slot.wait()
         finally:
             self._requests.pop(request_id, None)
 
+    def _want_write(self) -> None:
+        """Ask the writer task to flush the core's outbox (cheap when already asked)."""
+        wanted = self._write_wanted
+        if not wanted.is_set():
+            wanted.set()
+
+    async def _writer_loop(self) -> None:
+        """Flush on request: under load, many commands share one drain and one write."""
+        with anyio.CancelScope(shield=True) as scope:  # ended by _stop_background
+            self._background.append(scope)
+            while True:
+                await self._write_wanted.wait()
+                self._write_wanted = anyio.Event()
+                await self._flush()
+
     async def _flush(self) -> None:
         """Write everything the core has queued, in one write, if a socket is up."""
         ws = self._ws
-        if ws is None:
-            return
+        if ws is None or not self._core.has_data_to_send:
+            return  # nothing queued, or a concurrent flush already took it
         try:
-            await ws.send_from(self._drain)
+            await ws.send_from(self._core.data_to_send)
         except RelayError as exc:
             logger.debug("write failed: %s", exc)
             self._abort_socket()
-
-    def _drain(self) -> list[str]:
-        frames = self._core.data_to_send()
-        if frames and logger.isEnabledFor(logging.DEBUG):
-            for frame in frames:
-                logger.debug("send %s", redact(frame))
-        return frames
 
     # ------------------------------------------------------------------ events
 
@@ -762,7 +773,6 @@ class RelayClient:
         self, ws: WebSocket, ready: Callable[[], None], scope: anyio.CancelScope
     ) -> None:
         core = self._core
-        debug = logger.isEnabledFor(logging.DEBUG)
         while True:
             try:
                 texts = await ws.receive_texts()
@@ -771,8 +781,6 @@ class RelayClient:
                 continue
             now = anyio.current_time()
             for text in texts:
-                if debug:
-                    logger.debug("recv %s", redact(text))
                 try:
                     events = core.receive(text, now=now)
                 except RemoteProtocolError as exc:

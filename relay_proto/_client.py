@@ -159,6 +159,11 @@ class ClientConnection:
 
     # ------------------------------------------------------------------ output and time
 
+    @property
+    def has_data_to_send(self) -> bool:
+        """Whether ``data_to_send()`` would return anything (a cheap check before a write)."""
+        return bool(self._outbox)
+
     def data_to_send(self) -> list[str]:
         """Drain and return the text frames to write, in order."""
         out = self._outbox[:]

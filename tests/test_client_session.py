@@ -786,3 +786,12 @@ def test_a_dial_resolved_and_forgotten_before_it_was_sent_does_not_break_the_flu
     c.connect()
     [dial] = c.sent()
     assert dial["params"]["tag"] == tag
+
+
+def test_has_data_to_send_tracks_the_outbox() -> None:
+    c = Client()
+    assert not c.core.has_data_to_send
+    c.core.connect(now=0)
+    assert c.core.has_data_to_send
+    c.sent()
+    assert not c.core.has_data_to_send
