@@ -29,7 +29,7 @@ unit: $(STAMP)
 test: lint typecheck unit
 
 fuzz: $(STAMP)
-	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest tests -k "hypothesis or fuzz or stateful" -x
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest tests -k "hypothesis or fuzz or stateful or garbage or framing" -x
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_core.py

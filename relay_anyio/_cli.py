@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -179,12 +180,16 @@ async def _serve(args: argparse.Namespace, out: TextIO) -> int:
         raise ConfigurationError("--project and --token go together")
     credentials = None if args.project is None else {args.project: args.token}
     scenario = _load_scenario(args.scenario) if args.scenario else None
-    async with serve_simulator(
-        host=host.strip("[]"), port=int(port_text), credentials=credentials, scenario=scenario
-    ) as sim:
-        print(sim.url, file=out, flush=True)
-        await anyio.sleep_forever()
-    return EXIT_OK  # pragma: no cover - sleep_forever only ends by cancellation
+    # The command line owns the process, so it may own its signals (the library never
+    # installs handlers): Ctrl-C or SIGTERM end the server cleanly on either backend.
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with serve_simulator(
+            host=host.strip("[]"), port=int(port_text), credentials=credentials, scenario=scenario
+        ) as sim:
+            print(sim.url, file=out, flush=True)
+            async for _ in signals:
+                break
+    return EXIT_OK
 
 
 def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:

@@ -100,6 +100,17 @@ def str_field(params: Mapping[str, Any], name: str, where: str) -> str:
     return value
 
 
+def _malformed(params: Mapping[str, Any], where: str, names: tuple[str, ...]) -> Exception:
+    """The error for the first of ``names`` that is not a non-empty string."""
+    for name in names[:-1]:
+        value = params.get(name)
+        if not isinstance(value, str) or not value:
+            break
+    else:
+        name = names[-1]
+    return RemoteProtocolError(f"{where}: missing or invalid {name!r}")
+
+
 def _opt_str(params: Mapping[str, Any], name: str) -> str | None:
     value = params.get(name)
     return value if isinstance(value, str) else None
@@ -256,12 +267,25 @@ class CallTracker:
     def _on_call_state(
         self, inner: JSONObject, timestamp: float | None, events: list[Event]
     ) -> None:
-        where = "calling.call.state"
-        call_id = str_field(inner, "call_id", where)
-        node_id = str_field(inner, "node_id", where)
-        state = _call_state(where, str_field(inner, "call_state", where))
-        tag = _opt_str(inner, "tag")
-        end_reason = _opt_str(inner, "end_reason")
+        # The hottest path of the client: plain type checks first, precise errors after.
+        call_id = inner.get("call_id")
+        node_id = inner.get("node_id")
+        raw_state = inner.get("call_state")
+        if not (
+            type(call_id) is str
+            and call_id
+            and type(node_id) is str
+            and node_id
+            and type(raw_state) is str
+        ):
+            raise _malformed(inner, "calling.call.state", ("call_id", "node_id", "call_state"))
+        state = _call_state("calling.call.state", raw_state)
+        tag = inner.get("tag")
+        if type(tag) is not str:
+            tag = None
+        end_reason = inner.get("end_reason")
+        if type(end_reason) is not str:
+            end_reason = None
         previous: CallState | None = None
         moved = False
         record = None if tag is None else self.dials.get(tag)

@@ -48,7 +48,7 @@ from ._events import (
     UnhandledEvent,
 )
 from ._liveness import Liveness
-from ._requests import PendingRequest, RequestTable, uuid4
+from ._requests import PendingRequest, RequestTable, counter_ids, uuid4
 
 JSONObject = dict[str, Any]
 
@@ -101,7 +101,7 @@ class ClientConnection:
             self._auth = {"project": project, "token": token}
         self._contexts = validate.contexts_list(contexts)
         self._agent = validate.non_empty_str("agent", agent)
-        self._new_id = id_factory or uuid4
+        self._new_id = id_factory or counter_ids()
         self._new_tag = tag_factory or uuid4
         grace = validate.positive_number("tombstone_grace", tombstone_grace)
         self._liveness = Liveness(

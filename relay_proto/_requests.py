@@ -12,6 +12,7 @@ Invariants:
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections import OrderedDict, deque
 from collections.abc import Callable
@@ -53,6 +54,16 @@ def uuid4() -> str:
     raw[8] = (raw[8] & 0x3F) | 0x80
     h = raw.hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def counter_ids() -> Callable[[], str]:
+    """The default request id factory: a random prefix per connection, then a counter.
+
+    Ids only need to be unique within a session; this is cheaper than a UUID per frame.
+    """
+    prefix = os.urandom(6).hex() + "-"
+    count = itertools.count(1)
+    return lambda: prefix + str(next(count))
 
 
 class RequestTable:

@@ -98,10 +98,6 @@ def encode_error(request_id: str | int | None, code: int, message: str, data: An
     return _encode({"jsonrpc": "2.0", "id": request_id, "error": error})
 
 
-def _valid_id(value: Any) -> bool:
-    return (isinstance(value, str | int) and not isinstance(value, bool)) or value is None
-
-
 def parse(text: str | bytes) -> Message:
     """Parse one text message. Raises ``RemoteProtocolError`` on anything malformed."""
     if not isinstance(text, str):
@@ -120,7 +116,7 @@ def parse(text: str | bytes) -> Message:
     if not isinstance(obj, dict):
         raise RemoteProtocolError(f"frame is a JSON {type(obj).__name__}, not an object")
     msg_id = obj.get("id")
-    if not _valid_id(msg_id):
+    if msg_id is not None and type(msg_id) is not str and type(msg_id) is not int:
         raise RemoteProtocolError("frame has an id that is neither a string nor an integer")
     method = obj.get("method")
     if method is not None:

@@ -684,7 +684,7 @@ def test_queue_bound_refuses_user_requests_but_not_cleanup() -> None:
     assert [f["method"] for f in out] == ["signalwire.ping", "calling.dial", "calling.end"]
 
 
-def test_default_ids_are_uuid4_strings() -> None:
+def test_default_tags_are_uuid4_and_request_ids_are_unique_per_connection() -> None:
     one, two = uuid4(), uuid4()
     assert one != two
     parts = one.split("-")
@@ -693,7 +693,10 @@ def test_default_ids_are_uuid4_strings() -> None:
     assert parts[3][0] in "89ab"
     core = ClientConnection(project="p", token="t")
     rid = core.connect(now=0)
-    assert len(rid) == 36
+    prefix, number = rid.rsplit("-", 1)
+    assert (len(prefix), number) == (12, "1")
+    other = ClientConnection(project="p", token="t").connect(now=0)
+    assert other != rid  # a random prefix per connection
     assert repr(core) == "<ClientConnection state=connecting protocol=None dials=0 calls=0>"
 
 
