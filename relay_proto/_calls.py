@@ -474,7 +474,14 @@ class CallTracker:
 
     def _schedule(self, when: float, kind: str, key: str) -> None:
         self._timer_seq += 1
-        heapq.heappush(self._timers, _Timer(when, self._timer_seq, kind, key))
+        timers = self._timers
+        heapq.heappush(timers, _Timer(when, self._timer_seq, kind, key))
+        # Timers are cancelled lazily (a dial answered long before its deadline leaves its
+        # deadline behind). Compact when stale entries outnumber the live records, so the
+        # heap stays proportional to what is tracked: amortised O(1) per timer.
+        if len(timers) > 64 + 4 * (len(self.dials) + len(self.calls)):
+            self._timers = [timer for timer in timers if self._timer_valid(timer)]
+            heapq.heapify(self._timers)
 
     def _timer_valid(self, timer: _Timer) -> bool:
         if timer.kind == "dial":
