@@ -7,16 +7,23 @@ Structure inside ``async with client:`` -- one task group holding:
   backoff and jitter, resuming the session;
 * the timer task, which sleeps until the core's next deadline (dial timeouts, tombstones,
   max_duration, pings, silence watchdog) and runs ``handle_timer``;
+* the writer task, which drains the core's outbox into one socket write whenever a
+  command asks (under load many commands share one drain and one write);
 * inbound call handlers registered with ``on_call``.
+
+The socket side (connect, handshake, read loop, reconnect) lives in ``_link.Link``.
 
 Invariants:
 
 * Core state is updated synchronously before any ``await``; the core's outbox is drained
   inside the socket's write lock, so wire order is state order. One write per drain.
+  The read loop flushes inline after each batch it reads (acks first, and reading slows
+  down when writing does: backpressure); commands wake the writer.
 * User coroutines wait on per-request slots (dial by tag, request by id), never on a
   shared queue; the read loop never waits on user code.
-* A cancelled ``dial()`` calls ``cancel_dial`` first (legs are ended in the core), then
-  flushes under a bounded shield, then re-raises the cancellation.
+* A cancelled ``dial()`` calls ``cancel_dial`` (the core queues ``calling.end`` for every
+  leg), wakes the writer and re-raises at once: the hang-ups go out from the writer task,
+  which the caller's cancellation does not reach.
 * Internal failures are stored and re-raised from the user's next call; no task escapes
   the task group and no ``ExceptionGroup`` leaves ``async with`` in ordinary failures.
 """
@@ -25,12 +32,11 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import anyio
 import anyio.abc
@@ -55,76 +61,30 @@ from relay_proto import (
     LocalProtocolError,
     MaxDurationReached,
     PlayStateChanged,
-    RemoteProtocolError,
     RequestFailed,
     RequestSucceeded,
-    SessionState,
     UnhandledEvent,
 )
 
 from ._calls import Call
 from ._errors import (
-    AuthenticationError,
     CallGoneError,
     ConfigurationError,
     ConnectionLostError,
     DialFailedError,
     DialTimeoutError,
-    ProtocolViolationError,
     RelayError,
     request_error,
 )
-from ._transport import ParsedURL, WebSocket, build_url, connect_websocket
+from ._link import Link
+from ._transport import build_url
+from ._waiters import InboundCalls, Slot
 
 logger = logging.getLogger("relay_anyio")
 
 T = TypeVar("T")
 JSONObject = dict[str, Any]
 AGENT = "relay-anyio/0.1"
-
-
-class _Slot(Generic[T]):
-    """A one-shot result: set once, awaited by one waiter."""
-
-    __slots__ = ("_event", "value")
-
-    def __init__(self) -> None:
-        self._event = anyio.Event()
-        self.value: T | BaseException | None = None
-
-    def set(self, value: T | BaseException) -> None:
-        if not self._event.is_set():
-            self.value = value
-            self._event.set()
-
-    @property
-    def is_set(self) -> bool:
-        return self._event.is_set()
-
-    async def wait(self) -> T:
-        await self._event.wait()
-        value = self.value
-        if isinstance(value, BaseException):
-            raise value
-        return value  # type: ignore[return-value]
-
-
-class _InboundCalls:
-    """``RelayClient.inbound_calls()``: the inbound stream, ending when the client closes."""
-
-    __slots__ = ("_receive",)
-
-    def __init__(self, receive: MemoryObjectReceiveStream[Call]) -> None:
-        self._receive = receive
-
-    def __aiter__(self) -> _InboundCalls:
-        return self
-
-    async def __anext__(self) -> Call:
-        try:
-            return await self._receive.receive()
-        except (anyio.EndOfStream, anyio.ClosedResourceError):
-            raise StopAsyncIteration from None
 
 
 class RelayClient:
@@ -169,9 +129,7 @@ class RelayClient:
         inbound_buffer: int = 64,
         on_event: Callable[[Event], None] | None = None,
     ) -> None:
-        self._url: ParsedURL = build_url(
-            host=host, url=url, path=path, allow_insecure=allow_insecure
-        )
+        parsed_url = build_url(host=host, url=url, path=path, allow_insecure=allow_insecure)
         try:
             self._core = ClientConnection(
                 project=project,
@@ -194,17 +152,22 @@ class RelayClient:
         ):
             if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
                 raise ConfigurationError(f"{name}: must be a finite number > 0, got {value!r}")
-        self._ssl_context = ssl_context
-        self._connect_timeout = float(connect_timeout)
-        self._connect_attempts = max(1, int(connect_attempts))
-        self._auth_attempts = max(1, int(auth_attempts))
-        self._backoff_initial = float(backoff_initial)
-        self._backoff_max = float(backoff_max)
         self._cleanup_timeout = float(cleanup_timeout)
         self._close_timeout = float(close_timeout)
-        self._write_timeout = float(write_timeout)
+        self._link = Link(
+            self,
+            parsed_url,
+            ssl_context=ssl_context,
+            connect_timeout=float(connect_timeout),
+            connect_attempts=max(1, int(connect_attempts)),
+            auth_attempts=max(1, int(auth_attempts)),
+            backoff_initial=float(backoff_initial),
+            backoff_max=float(backoff_max),
+            close_timeout=float(close_timeout),
+            write_timeout=float(write_timeout),
+            max_message_size=max_message_size,
+        )
         self._hangup_on_exit = hangup_on_exit
-        self._max_message_size = max_message_size
         self._on_event = on_event
         self._on_call: Callable[[Call], Awaitable[None]] | None = None
         if isinstance(inbound_buffer, bool) or not isinstance(inbound_buffer, int):
@@ -217,25 +180,21 @@ class RelayClient:
         self._inbound_recv: MemoryObjectReceiveStream[Call] | None = None
         self._used = False
 
-        self._ws: WebSocket | None = None
-        self._socket_scope: anyio.CancelScope | None = None
-        self._socket_dead = False
         self._background: list[anyio.CancelScope] = []
         self._exit_stack: AsyncExitStack | None = None
         self._tg: anyio.abc.TaskGroup | None = None
         self._failure: RelayError | None = None
         self._closing = False  # no new user commands (set when __aexit__ starts)
         self._stopping = False  # no more reconnecting (set once the hang-ups are done)
-        self._dials: dict[str, _Slot[Call | DialFailed | DialTimedOut]] = {}
-        self._requests: dict[str, _Slot[JSONObject]] = {}
+        self._dials: dict[str, Slot[Call | DialFailed | DialTimedOut]] = {}
+        self._requests: dict[str, Slot[JSONObject]] = {}
         self._calls: dict[str, Call] = {}
         self._timer_wakeup = anyio.Event()
         self._write_wanted = anyio.Event()
         self._timer_at: float | None = None
-        self._connections = 0
 
     def __repr__(self) -> str:
-        return f"<RelayClient url={str(self._url)!r} state={self._core.state.value}>"
+        return f"<RelayClient url={str(self._link.url)!r} state={self._core.state.value}>"
 
     # ------------------------------------------------------------------ public API
 
@@ -247,7 +206,7 @@ class RelayClient:
     @property
     def connections(self) -> int:
         """How many sockets have completed the handshake so far (1 + reconnects)."""
-        return self._connections
+        return self._link.connections
 
     @property
     def calls(self) -> list[Call]:
@@ -269,7 +228,7 @@ class RelayClient:
         receive = self._inbound_recv
         if receive is None:
             raise RuntimeError("use the client inside 'async with client:'")
-        return _InboundCalls(receive)
+        return InboundCalls(receive)
 
     async def dial(
         self,
@@ -306,7 +265,7 @@ class RelayClient:
             )
         except LocalProtocolError as exc:
             raise ConfigurationError(str(exc)) from None
-        slot: _Slot[Call | DialFailed | DialTimedOut] = _Slot()
+        slot: Slot[Call | DialFailed | DialTimedOut] = Slot()
         self._dials[tag] = slot
         self._poke_timer()
         self._want_write()
@@ -366,7 +325,7 @@ class RelayClient:
         tg = await stack.enter_async_context(anyio.create_task_group())
         self._exit_stack, self._tg = stack, tg
         try:
-            await tg.start(self._supervise)
+            await tg.start(self._link.supervise)
             tg.start_soon(self._timer_loop)
             tg.start_soon(self._writer_loop)
         except BaseException as exc:
@@ -422,8 +381,8 @@ class RelayClient:
         self._fail_waiters(ConnectionLostError("the client was closed"))
         if self._inbound_send is not None:
             self._inbound_send.close()
-        if self._ws is not None:
-            await self._ws.aclose(timeout=self._close_timeout)
+        if self._link.ws is not None:
+            await self._link.ws.aclose(timeout=self._close_timeout)
 
     async def _hang_up_for_exit(self, call: Call) -> None:
         """End ``call`` and wait until it has ended; ask again if the request was lost
@@ -468,7 +427,7 @@ class RelayClient:
     async def _request(self, start: Callable[[ClientConnection], str]) -> JSONObject:
         """Queue one request in the core, write it, wait for its result (no open check)."""
         request_id = start(self._core)
-        slot: _Slot[JSONObject] = _Slot()
+        slot: Slot[JSONObject] = Slot()
         self._requests[request_id] = slot
         self._want_write()
         try:
@@ -493,14 +452,14 @@ class RelayClient:
 
     async def _flush(self) -> None:
         """Write everything the core has queued, in one write, if a socket is up."""
-        ws = self._ws
+        ws = self._link.ws
         if ws is None or not self._core.has_data_to_send:
             return  # nothing queued, or a concurrent flush already took it
         try:
             await ws.send_from(self._core.data_to_send)
         except RelayError as exc:
             logger.debug("write failed: %s", exc)
-            self._abort_socket()
+            self._link.abort()
 
     # ------------------------------------------------------------------ events
 
@@ -541,12 +500,10 @@ class RelayClient:
                 self._on_inbound(event)
             elif isinstance(event, LivenessLost):
                 logger.warning("connection is not alive (%s); reconnecting", event.reason)
-                self._abort_socket(dead=True)
+                self._link.abort(dead=True)
             elif isinstance(event, DisconnectRequested):
                 logger.info("server asked to disconnect (restart=%s)", event.restart)
-                scope = self._socket_scope
-                if scope is not None:
-                    scope.deadline = min(scope.deadline, anyio.current_time() + self._close_timeout)
+                self._link.close_within(self._close_timeout)
             elif isinstance(event, MaxDurationReached):
                 logger.info("call %s reached its max_duration; hanging up", event.call_id)
             elif isinstance(event, Connected | ConnectFailed | UnhandledEvent):
@@ -662,138 +619,4 @@ class RelayClient:
             events = self._core.handle_timer(now=anyio.current_time())
             if events:
                 self._dispatch(events)
-            await self._flush()
-
-    # ------------------------------------------------------------------ connection
-
-    async def _supervise(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
-        # Cancellable until the first session is up (``__aenter__`` may be cancelled while
-        # connecting); shielded from then on, so that a cancellation of the code around
-        # ``async with client`` cannot kill the reader before ``__aexit__`` has hung up
-        # (``_stop_background`` ends it).
-        with anyio.CancelScope() as scope:
-            self._background.append(scope)
-            await self._reconnect_loop(scope, task_status)
-
-    async def _reconnect_loop(
-        self, scope: anyio.CancelScope, task_status: anyio.abc.TaskStatus[None]
-    ) -> None:
-        started = False
-        backoff = self._backoff_initial
-        connect_failures = 0
-        auth_failures = 0
-
-        def ready() -> None:
-            nonlocal started, backoff, auth_failures, connect_failures
-            backoff, auth_failures, connect_failures = self._backoff_initial, 0, 0
-            self._connections += 1
-            if not started:
-                started = True
-                scope.shield = True
-                task_status.started()
-
-        while not self._stopping:
-            try:
-                ws = await connect_websocket(
-                    self._url,
-                    ssl_context=self._ssl_context,
-                    connect_timeout=self._connect_timeout,
-                    max_message_size=self._max_message_size,
-                    write_timeout=self._write_timeout,
-                )
-            except ConnectionLostError as exc:
-                connect_failures += 1
-                if not started and connect_failures >= self._connect_attempts:
-                    raise
-                logger.warning("connect to %s failed: %s", self._url, exc)
-            else:
-                before = self._connections
-                try:
-                    await self._run_socket(ws, ready)
-                except AuthenticationError as exc:
-                    auth_failures += 1
-                    if auth_failures >= self._auth_attempts:
-                        self._failure = exc
-                        self._fail_waiters(exc)
-                        if not started:
-                            raise
-                        return
-                    logger.warning("authentication failed: %s", exc)
-                else:
-                    if self._connections == before and not self._stopping:
-                        # The socket opened but the session never started (no answer to
-                        # signalwire.connect, or closed first): a failed connect attempt.
-                        connect_failures += 1
-                        if not started and connect_failures >= self._connect_attempts:
-                            raise ConnectionLostError(
-                                f"{self._url}: the server did not answer signalwire.connect"
-                            )
-            if self._stopping:
-                return
-            await anyio.sleep(backoff * random.uniform(0.5, 1.0))
-            backoff = min(backoff * 2, self._backoff_max)
-
-    def _abort_socket(self, *, dead: bool = False) -> None:
-        """Stop reading the current socket; ``dead``: the peer is unresponsive, so drop the
-        socket without waiting for a close handshake that would only time out."""
-        scope = self._socket_scope
-        if scope is not None:
-            self._socket_dead = self._socket_dead or dead
-            scope.cancel()
-
-    async def _run_socket(self, ws: WebSocket, ready: Callable[[], None]) -> None:
-        """Handshake and read one socket until it dies. Raises AuthenticationError."""
-        core = self._core
-        self._ws = ws
-        self._socket_dead = False
-        try:
-            with anyio.CancelScope(deadline=anyio.current_time() + self._connect_timeout) as scope:
-                self._socket_scope = scope
-                core.connect(now=anyio.current_time())
-                self._poke_timer()
-                await self._flush()
-                await self._read_loop(ws, ready, scope)
-            if scope.cancelled_caught and core.state is SessionState.CONNECTING:
-                logger.warning("no answer to signalwire.connect within %g s", self._connect_timeout)
-                self._socket_dead = True
-        except ConnectionLostError as exc:
-            logger.info("connection lost: %s", exc)
-        finally:
-            self._socket_scope = None
-            self._ws = None
-            core.connection_lost(now=anyio.current_time())
-            core.data_to_send()  # replies for a dead socket; requests wait in the core
-            with anyio.CancelScope(shield=True):
-                if self._socket_dead:
-                    await ws.abort()
-                else:
-                    await ws.aclose(timeout=self._close_timeout)
-
-    async def _read_loop(
-        self, ws: WebSocket, ready: Callable[[], None], scope: anyio.CancelScope
-    ) -> None:
-        core = self._core
-        while True:
-            try:
-                texts = await ws.receive_texts()
-            except ProtocolViolationError as exc:
-                logger.warning("server broke the protocol: %s", exc)
-                continue
-            now = anyio.current_time()
-            for text in texts:
-                try:
-                    events = core.receive(text, now=now)
-                except RemoteProtocolError as exc:
-                    logger.warning("server broke the protocol: %s", exc)
-                    continue
-                for event in events:
-                    if isinstance(event, Connected):
-                        scope.deadline = math.inf
-                        ready()
-                    elif isinstance(event, ConnectFailed):
-                        if not event.retry_fresh:
-                            raise AuthenticationError(event.message, code=event.code)
-                        core.connect(now=now)
-                self._dispatch(events)
-            self._poke_timer()
             await self._flush()
