@@ -13,7 +13,7 @@ import anyio
 
 from relay_proto import CallState, PlayState
 
-from ._errors import ConnectionLostError
+from ._errors import CallGoneError, RelayError
 
 if TYPE_CHECKING:
     from ._client import RelayClient
@@ -31,7 +31,7 @@ class PlayAction:
         self.control_id = control_id
         self.state: PlayState | None = None
         self._done = anyio.Event()
-        self._lost: str | None = None
+        self._lost: RelayError | None = None
 
     def __repr__(self) -> str:
         state = None if self.state is None else self.state.value
@@ -46,19 +46,20 @@ class PlayAction:
         if state.terminal:
             self._done.set()
 
-    def _abandon(self, why: str) -> None:
+    def _abandon(self, error: RelayError) -> None:
         if not self._done.is_set():
-            self._lost = why
+            self._lost = error
             self._done.set()
 
     async def wait(self) -> PlayState:
         """Wait until the play finishes; return ``FINISHED`` or ``ERROR``.
 
-        Raises ``ConnectionLostError`` if the call went away before the play ended.
+        Raises ``CallGoneError`` if the call ended before the play did (with no final
+        play event from the server), ``ConnectionLostError`` if the session was lost.
         """
         await self._done.wait()
         if self._lost is not None:
-            raise ConnectionLostError(self._lost)
+            raise self._lost
         assert self.state is not None
         return self.state
 
@@ -126,11 +127,11 @@ class Call:
         if end_reason is not None:
             self.end_reason = end_reason
         if state is CallState.ENDED:
-            self._finish("the call ended before the play finished")
+            self._finish(CallGoneError("the call ended before the play finished", code=410))
 
-    def _finish(self, why: str) -> None:
+    def _finish(self, error: RelayError) -> None:
         for action in self._actions.values():
-            action._abandon(why)
+            action._abandon(error)
         self._actions.clear()
         self._ended.set()
 
@@ -168,7 +169,7 @@ class Call:
         action = self._actions.get(holder[0])
         if action is None:  # the play ended (or the call did) before the reply was read
             action = PlayAction(self, holder[0])
-            action._abandon("the call ended before the play finished")
+            action._abandon(CallGoneError("the call ended before the play finished", code=410))
         return action
 
     async def hangup(self, reason: str = "hangup") -> None:

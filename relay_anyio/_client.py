@@ -495,7 +495,7 @@ class RelayClient:
             elif isinstance(event, CallLost):
                 lost = self._calls.pop(event.call_id, None)
                 if lost is not None:
-                    lost._finish("the session was lost with the call")
+                    lost._finish(ConnectionLostError("the session was lost with the call"))
             elif isinstance(event, InboundCall):
                 self._on_inbound(event)
             elif isinstance(event, LivenessLost):
@@ -542,7 +542,7 @@ class RelayClient:
             for leg in event.legs:
                 if leg.call_id == info.call_id:
                     call.end_reason = leg.end_reason
-            call._finish("the call ended before the play finished")
+            call._finish(CallGoneError("the call has ended", code=410))
         if slot is not None:
             slot.set(call)
         elif self._core.cancel_dial(event.tag, now=anyio.current_time()):
@@ -554,7 +554,7 @@ class RelayClient:
         """A call that will never be handed to user code (its dial was abandoned)."""
         if self._calls.get(call.call_id) is call:
             del self._calls[call.call_id]
-        call._finish(why)
+        call._finish(CallGoneError(why, code=410))
 
     def _on_inbound(self, event: InboundCall) -> None:
         info = event.call
@@ -593,7 +593,7 @@ class RelayClient:
         for slot in self._requests.values():
             slot.set(error)
         for call in self._calls.values():
-            call._finish(str(error))
+            call._finish(error)
 
     # ------------------------------------------------------------------ timers
 
