@@ -96,9 +96,10 @@ class RelayClient:
 
     Timeouts: ``connect_timeout`` bounds opening a socket and the ``signalwire.connect``
     handshake; ``write_timeout`` bounds one socket write (a write that has started is
-    finished or the socket is dropped, so a cancellation may wait up to this long);
-    ``cleanup_timeout`` bounds the hang-ups sent on cancellation and on exit;
-    ``close_timeout`` bounds the WebSocket close handshake.
+    finished or the socket is dropped); ``cleanup_timeout`` bounds the hang-ups made when
+    leaving ``async with``; ``close_timeout`` bounds the WebSocket close handshake.
+    Cancelling a command never waits on the network: its hang-ups are queued in the core
+    and written by the writer task.
     """
 
     def __init__(
