@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from relay_proto import CallState, PlayState
+from relay_proto import CallInfo, CallState, PlayState
 
 from ._errors import CallGoneError, RelayError
 
@@ -110,6 +110,19 @@ class Call:
         self.end_reason: str | None = None
         self._ended = anyio.Event()
         self._actions: dict[str, PlayAction] = {}
+
+    @classmethod
+    def _from_info(cls, client: RelayClient, info: CallInfo) -> Call:
+        return cls(
+            client,
+            call_id=info.call_id,
+            node_id=info.node_id,
+            tag=info.tag,
+            device=info.device,
+            direction=info.direction,
+            state=info.state,
+            context=info.context,
+        )
 
     def __repr__(self) -> str:
         return (

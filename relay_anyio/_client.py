@@ -388,7 +388,7 @@ class RelayClient:
     async def _hang_up_for_exit(self, call: Call) -> None:
         """End ``call`` and wait until it has ended; ask again if the request was lost
         with a socket (a plain ``calling.end`` is not re-sent by the core)."""
-        while not call.ended and call.call_id in self._core.live_call_ids:
+        while not call.ended and self._core.get_call(call.call_id) is not None:
             try:
                 await self._request(lambda core: core.end(call.call_id))
             except ConnectionLostError:
@@ -421,7 +421,7 @@ class RelayClient:
         try:
             return await self._request(start)
         except LocalProtocolError as exc:
-            if call is not None and call.call_id not in self._core.live_call_ids:
+            if call is not None and self._core.get_call(call.call_id) is None:
                 raise CallGoneError(f"call {call.call_id} has ended", code=410) from None
             raise ConfigurationError(str(exc)) from None
 
@@ -528,16 +528,8 @@ class RelayClient:
                 slot.set(event)
             return
         info = event.call
-        call = Call(
-            self,
-            call_id=info.call_id,
-            node_id=info.node_id,
-            tag=info.tag,
-            device=info.device,
-            direction=info.direction,
-            state=info.state,
-        )
-        if info.call_id in self._core.live_call_ids:
+        call = Call._from_info(self, info)
+        if info.state is not CallState.ENDED:  # the core tracks it (not ended on arrival)
             self._calls[info.call_id] = call
         else:  # it ended in the same breath as it was answered
             for leg in event.legs:
@@ -559,16 +551,7 @@ class RelayClient:
 
     def _on_inbound(self, event: InboundCall) -> None:
         info = event.call
-        call = Call(
-            self,
-            call_id=info.call_id,
-            node_id=info.node_id,
-            tag=info.tag,
-            device=info.device,
-            direction=info.direction,
-            state=info.state,
-            context=info.context,
-        )
+        call = Call._from_info(self, info)
         self._calls[info.call_id] = call
         if self._on_call is not None and self._tg is not None:
             self._tg.start_soon(self._run_handler, self._on_call, call)
