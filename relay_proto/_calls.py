@@ -30,8 +30,8 @@ from __future__ import annotations
 import heapq
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from ._dials import DialRecord, DialStatus, LegRecord, end_reason_for
 from ._errors import RemoteProtocolError
@@ -54,10 +54,13 @@ from ._events import (
 JSONObject = dict[str, Any]
 
 _FINISHED_LIMIT = 4096
+_new_tuple = tuple.__new__
 _ENDING = CallState.ENDING.rank
 
 #: ``hang_up(node_id, call_id, reason)`` queues an internal ``calling.end``; returns its id.
 HangUp = Callable[[str, str, str], str]
+#: ``handler(inner_params, timestamp, now, events)`` for one inbound event type.
+EventHandler = Callable[[JSONObject, float | None, float, list[Event]], None]
 
 
 @dataclass(slots=True)
@@ -85,12 +88,13 @@ class TrackedCall:
         )
 
 
-@dataclass(order=True, slots=True)
-class _Timer:
+class _Timer(NamedTuple):
+    """A heap entry. A tuple, so the heap compares in C (``seq`` is unique: ties stop there)."""
+
     when: float
     seq: int
-    kind: str = field(compare=False)
-    key: str = field(compare=False)
+    kind: str
+    key: str
 
 
 def str_field(params: Mapping[str, Any], name: str, where: str) -> str:
@@ -144,6 +148,14 @@ class CallTracker:
         self._finished: OrderedDict[str, None] = OrderedDict()
         self._timers: list[_Timer] = []
         self._timer_seq = 0
+        #: The calling events this tracker handles, by ``event_type`` (one dict lookup
+        #: instead of a chain of comparisons on every event).
+        self.handlers: dict[str, EventHandler] = {
+            "calling.call.state": self._on_call_state,
+            "calling.call.dial": self._on_dial_event,
+            "calling.call.play": self._on_play_event,
+            "calling.call.receive": self._on_receive,
+        }
 
     def pending_tags(self) -> frozenset[str]:
         return frozenset(t for t, d in self.dials.items() if d.status is DialStatus.PENDING)
@@ -151,11 +163,9 @@ class CallTracker:
     # ------------------------------------------------------------------ commands
 
     def add_dial(
-        self, *, tag: str, request_id: str, deadline: float, max_duration: int | None, sent: bool
+        self, tag: str, request_id: str, deadline: float, max_duration: int | None, sent: bool
     ) -> None:
-        self.dials[tag] = DialRecord(
-            tag=tag, request_id=request_id, deadline=deadline, max_duration=max_duration, sent=sent
-        )
+        self.dials[tag] = DialRecord(tag, request_id, deadline, max_duration, sent=sent)
         self._schedule(deadline, "dial", tag)
 
     def mark_sent(self, tag: str) -> None:
@@ -243,29 +253,8 @@ class CallTracker:
 
     # ------------------------------------------------------------------ inbound events
 
-    def on_event(
-        self,
-        event_type: str,
-        inner: JSONObject,
-        timestamp: float | None,
-        now: float,
-        events: list[Event],
-    ) -> bool:
-        """Handle a calling event; return False for an event type this tracker ignores."""
-        if event_type == "calling.call.state":
-            self._on_call_state(inner, timestamp, events)
-        elif event_type == "calling.call.dial":
-            self._on_dial_event(inner, now, events)
-        elif event_type == "calling.call.play":
-            self._on_play_event(inner, events)
-        elif event_type == "calling.call.receive":
-            self._on_receive(inner, events)
-        else:
-            return False
-        return True
-
     def _on_call_state(
-        self, inner: JSONObject, timestamp: float | None, events: list[Event]
+        self, inner: JSONObject, timestamp: float | None, now: float, events: list[Event]
     ) -> None:
         # The hottest path of the client: plain type checks first, precise errors after.
         call_id = inner.get("call_id")
@@ -279,7 +268,9 @@ class CallTracker:
             and type(raw_state) is str
         ):
             raise _malformed(inner, "calling.call.state", ("call_id", "node_id", "call_state"))
-        state = _call_state("calling.call.state", raw_state)
+        state = _CALL_STATES.get(raw_state)
+        if state is None:
+            raise RemoteProtocolError(f"calling.call.state: unknown call_state {raw_state!r}")
         tag = inner.get("tag")
         if type(tag) is not str:
             tag = None
@@ -298,7 +289,8 @@ class CallTracker:
                 previous, leg.state, moved = leg.state, state, True
             if moved and end_reason is not None:
                 leg.end_reason = end_reason
-            if record.needs_end(leg):
+            # No leg of a pending dial needs ending: skip the call while it rings.
+            if record.status is not DialStatus.PENDING and record.needs_end(leg):
                 self._end(leg)
         call = self.calls.get(call_id)
         if call is not None:
@@ -323,10 +315,14 @@ class CallTracker:
                 )
             )
 
-    def _on_dial_event(self, inner: JSONObject, now: float, events: list[Event]) -> None:
+    def _on_dial_event(
+        self, inner: JSONObject, timestamp: float | None, now: float, events: list[Event]
+    ) -> None:
         where = "calling.call.dial"
-        tag = str_field(inner, "tag", where)
-        dial_state = str_field(inner, "dial_state", where)
+        tag = inner.get("tag")
+        dial_state = inner.get("dial_state")
+        if not (type(tag) is str and tag and type(dial_state) is str and dial_state):
+            raise _malformed(inner, where, ("tag", "dial_state"))  # plain checks first, as above
         if dial_state not in ("dialing", "answered", "failed"):
             raise RemoteProtocolError(f"{where}: unknown dial_state {dial_state!r}")
         winner: tuple[str, str, JSONObject] | None = None
@@ -413,7 +409,9 @@ class CallTracker:
             if record.needs_end(other):
                 self._end(other)
 
-    def _on_play_event(self, inner: JSONObject, events: list[Event]) -> None:
+    def _on_play_event(
+        self, inner: JSONObject, timestamp: float | None, now: float, events: list[Event]
+    ) -> None:
         where = "calling.call.play"
         control_id = str_field(inner, "control_id", where)
         raw_state = str_field(inner, "state", where)
@@ -435,7 +433,9 @@ class CallTracker:
             PlayStateChanged(call_id=call_id, control_id=control_id, state=state, raw=inner)
         )
 
-    def _on_receive(self, inner: JSONObject, events: list[Event]) -> None:
+    def _on_receive(
+        self, inner: JSONObject, timestamp: float | None, now: float, events: list[Event]
+    ) -> None:
         where = "calling.call.receive"
         call_id = str_field(inner, "call_id", where)
         node_id = str_field(inner, "node_id", where)
@@ -475,7 +475,8 @@ class CallTracker:
     def _schedule(self, when: float, kind: str, key: str) -> None:
         self._timer_seq += 1
         timers = self._timers
-        heapq.heappush(timers, _Timer(when, self._timer_seq, kind, key))
+        # tuple.__new__ directly: NamedTuple's own __new__ is a Python-level wrapper.
+        heapq.heappush(timers, _new_tuple(_Timer, (when, self._timer_seq, kind, key)))
         # Timers are cancelled lazily (a dial answered long before its deadline leaves its
         # deadline behind). Compact when stale entries outnumber the live records, so the
         # heap stays proportional to what is tracked: amortised O(1) per timer.
@@ -535,8 +536,9 @@ class CallTracker:
 
     def _drop_call(self, call_id: str) -> None:
         del self.calls[call_id]
-        for control_id in [c for c, (cid, _) in self._plays.items() if cid == call_id]:
-            del self._plays[control_id]
+        if self._plays:  # usually empty: skip building the list
+            for control_id in [c for c, (cid, _) in self._plays.items() if cid == call_id]:
+                del self._plays[control_id]
         self._remember_finished(call_id)
 
     def _remember_finished(self, call_id: str) -> None:

@@ -57,18 +57,7 @@ DEFAULT_AGENT = "relay-proto/0.1"
 _STALE_STATE_CODES = frozenset({-32002, -32003, -32602})
 _GONE_CODES = frozenset({404, 410})
 _PLAY_ACTIONS = frozenset({"pause", "resume", "stop", "volume"})
-
-
-def _timestamp(value: Any) -> float | None:
-    """The envelope's ``timestamp`` as a float (``parse`` has already refused NaN/inf)."""
-    if type(value) is float:
-        return value
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        return None
-    try:
-        return float(value)
-    except OverflowError:  # an integer too large for a float
-        return None
+_INF = float("inf")
 
 
 class ClientConnection:
@@ -172,14 +161,14 @@ class ClientConnection:
 
     def next_deadline(self) -> float | None:
         """The earliest time at which ``handle_timer`` has work to do, or None."""
-        candidates = []
-        if self.state is not SessionState.IDLE:
-            pinging = self.state is SessionState.READY
-            candidates = [d for d in self._liveness.deadlines(pinging=pinging) if d is not None]
-        tracked = self._tracker.next_deadline()
-        if tracked is not None:
-            candidates.append(tracked)
-        return min(candidates, default=None)
+        earliest = self._tracker.next_deadline()
+        if self.state is SessionState.IDLE:
+            return earliest
+        # Called after every batch of reads: plain comparisons, no lists.
+        for deadline in self._liveness.deadlines(pinging=self.state is SessionState.READY):
+            if deadline is not None and (earliest is None or deadline < earliest):
+                earliest = deadline
+        return earliest
 
     def handle_timer(self, *, now: float) -> list[Event]:
         events: list[Event] = []
@@ -270,20 +259,21 @@ class ClientConnection:
             params["max_price_per_minute"] = validate.positive_number(
                 "max_price_per_minute", max_price_per_minute
             )
-        timeout = validate.positive_number("dial_timeout", dial_timeout)
-        tag = validate.non_empty_str("tag", self._new_tag() if tag is None else tag)
+        # The plain float/str checks first: the validators only for anything else.
+        if type(dial_timeout) is float and 0.0 < dial_timeout < _INF:
+            timeout = dial_timeout
+        else:
+            timeout = validate.positive_number("dial_timeout", dial_timeout)
+        if tag is None:
+            tag = self._new_tag()
+        if type(tag) is not str or not tag:
+            validate.non_empty_str("tag", tag)
         if tag in self._tracker.dials:
             raise LocalProtocolError(f"tag {tag!r} is already in use by another dial")
         params["tag"] = tag
-        request = PendingRequest("calling.dial", dial_tag=tag)
-        request_id = self._request(request, params)
-        self._tracker.add_dial(
-            tag=tag,
-            request_id=request_id,
-            deadline=now + timeout,
-            max_duration=max_duration,
-            sent=request.sent,
-        )
+        request = PendingRequest("calling.dial", None, tag)
+        request_id = self._requests.add(request, params, self.state is SessionState.READY)
+        self._tracker.add_dial(tag, request_id, now + timeout, max_duration, request.sent)
         return tag
 
     def cancel_dial(self, tag: str, *, now: float) -> bool:
@@ -358,7 +348,27 @@ class ClientConnection:
         message = wire.parse(text)
         events: list[Event] = []
         if isinstance(message, wire.Request):
-            self._on_server_request(message, now, events)
+            if message.method == "signalwire.event":  # nine frames in ten: inlined to the handler
+                if message.id is not None:
+                    self._outbox.append(wire.encode_ack(message.id))
+                envelope = message.params
+                if type(envelope) is dict:
+                    event_type = envelope.get("event_type")
+                    inner = envelope.get("params")
+                    if type(event_type) is not str or type(inner) is not dict:
+                        raise RemoteProtocolError(
+                            "signalwire.event without a string event_type and params object"
+                        )
+                    timestamp = envelope.get("timestamp")
+                    if type(timestamp) is not float:  # the usual case needs no conversion
+                        timestamp = wire.timestamp(timestamp)
+                    handler = self._tracker.handlers.get(event_type)
+                    if handler is not None:
+                        handler(inner, timestamp, now, events)
+                    else:
+                        self._on_other_event(event_type, inner, timestamp, events)
+            else:
+                self._on_server_request(message, now, events)
         elif message.id is None:
             raise RemoteProtocolError(f"error reply without an id: {message.message!r}")
         else:
@@ -402,12 +412,11 @@ class ClientConnection:
         if request_id == self._connect_id:
             self._on_connect_reply(message, now, events)
             return
-        request = self._requests.get(request_id)
+        request = self._requests.take(request_id)
         if request is None:
             if self._requests.is_recent(request_id):
                 return
             raise RemoteProtocolError(f"reply to a request that was never made: id {request_id!r}")
-        self._requests.finish(request_id)
         if request_id == self._liveness.ping_id:
             self._liveness.answered(ok=isinstance(message, wire.Result))
             return
@@ -546,12 +555,7 @@ class ClientConnection:
     def _on_server_request(self, message: wire.Request, now: float, events: list[Event]) -> None:
         params = message.params
         method = message.method
-        if method == "signalwire.event":
-            if message.id is not None:
-                self._outbox.append(wire.encode_ack(message.id))
-            if isinstance(params, dict):
-                self._on_event(params, now, events)
-        elif method == "signalwire.ping":
+        if method == "signalwire.ping":  # signalwire.event is handled in receive()
             if message.id is not None:
                 reply: JSONObject = {}
                 if isinstance(params, dict):
@@ -574,16 +578,9 @@ class ClientConnection:
                 wire.encode_error(message.id, -32601, f"method not found: {method}")
             )
 
-    def _on_event(self, envelope: JSONObject, now: float, events: list[Event]) -> None:
-        event_type = envelope.get("event_type")
-        inner = envelope.get("params")
-        if not isinstance(event_type, str) or not isinstance(inner, dict):
-            raise RemoteProtocolError(
-                "signalwire.event without a string event_type and params object"
-            )
-        timestamp = _timestamp(envelope.get("timestamp"))
-        if self._tracker.on_event(event_type, inner, timestamp, now, events):
-            return
+    def _on_other_event(
+        self, event_type: str, inner: JSONObject, timestamp: float | None, events: list[Event]
+    ) -> None:
         if event_type == "signalwire.authorization.state":
             value = inner.get("authorization_state")
             if isinstance(value, str) and value:

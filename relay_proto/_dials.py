@@ -62,7 +62,7 @@ class DialRecord:
     legs: dict[str, LegRecord] = field(default_factory=dict)
 
     def legs_snapshot(self) -> tuple[Leg, ...]:
-        return tuple(leg.snapshot() for leg in self.legs.values())
+        return tuple([leg.snapshot() for leg in self.legs.values()])  # a list: no generator
 
     def needs_end(self, leg: LegRecord) -> bool:
         """Whether ``leg`` must be ended now to keep the no-orphan promise."""

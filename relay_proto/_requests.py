@@ -78,7 +78,7 @@ class RequestTable:
     def __len__(self) -> int:
         return len(self._pending)
 
-    def add(self, request: PendingRequest, params: JSONObject, *, send: bool) -> str:
+    def add(self, request: PendingRequest, params: JSONObject, send: bool) -> str:
         """Register ``request``; write its frame now when ``send``, else hold it."""
         if request.surface and not send and len(self._held) >= self._max_queued:
             raise LocalProtocolError(
@@ -93,15 +93,22 @@ class RequestTable:
         self._pending[request_id] = request
         return request_id
 
-    def get(self, request_id: str) -> PendingRequest | None:
-        return self._pending.get(request_id)
-
     def is_recent(self, request_id: str) -> bool:
         return request_id in self._recent
+
+    def take(self, request_id: str) -> PendingRequest | None:
+        """``finish`` a pending request and return it; None (and no change) if not pending."""
+        request = self._pending.pop(request_id, None)
+        if request is not None:
+            self._remember(request_id)
+        return request
 
     def finish(self, request_id: str) -> None:
         """Forget a request (answered, given up on); a late reply to it will be dropped."""
         self._pending.pop(request_id, None)
+        self._remember(request_id)
+
+    def _remember(self, request_id: str) -> None:
         self._recent[request_id] = None
         if len(self._recent) > _RECENT_LIMIT:
             self._recent.popitem(last=False)

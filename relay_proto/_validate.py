@@ -53,12 +53,6 @@ def non_empty_str(where: str, value: Any) -> str:
     return value
 
 
-def _e164(where: str, value: Any) -> str:
-    if not isinstance(value, str) or not _E164.fullmatch(value):
-        raise _fail(where, f"must be an E.164 number like +15551234567, got {value!r}")
-    return value
-
-
 def _sip_uri(where: str, value: Any) -> str:
     if not isinstance(value, str) or not _SIP_URI.fullmatch(value):
         raise _fail(where, f"must be a sip: or sips: URI, got {value!r}")
@@ -67,9 +61,12 @@ def _sip_uri(where: str, value: Any) -> str:
 
 def _phone(where: str, params: JSONObject) -> None:
     for key in ("to_number", "from_number"):
+        value = params.get(key)
+        if isinstance(value, str) and _E164.fullmatch(value):
+            continue  # valid: the field's path is built only for an error
         if key not in params:
             raise _fail(f"{where}.{key}", "is required for a phone device")
-        _e164(f"{where}.{key}", params[key])
+        raise _fail(f"{where}.{key}", f"must be an E.164 number like +15551234567, got {value!r}")
     for key in ("timeout", "max_duration"):
         if key in params:
             positive_int(f"{where}.{key}", params[key])
@@ -98,18 +95,24 @@ def _sip(where: str, params: JSONObject) -> None:
 
 
 def _device(where: str, device: Any) -> JSONObject:
-    if not isinstance(device, Mapping):
+    if type(device) is not dict and not isinstance(device, Mapping):
         raise _fail(where, f"a device must be an object with 'type' and 'params', got {device!r}")
-    dtype = non_empty_str(f"{where}.type", device.get("type"))
+    dtype = device.get("type")
+    if type(dtype) is not str or not dtype:  # the path is built only for the error
+        non_empty_str(f"{where}.type", dtype)
     params = device.get("params")
-    if not isinstance(params, Mapping):
+    if type(params) is not dict and not isinstance(params, Mapping):
         raise _fail(f"{where}.params", "must be an object")
-    params = _deep_copy(params, f"{where}.params")
+    params = _deep_copy(params, where, ".params")
     if dtype == "phone":
         _phone(f"{where}.params", params)
     elif dtype == "sip":
         _sip(f"{where}.params", params)
-    out: JSONObject = _deep_copy(device, where)
+    # The rest of the device, with a placeholder where the params (copied above) go: one
+    # copy of them, not two, and the caller's key order kept.
+    out: JSONObject = _deep_copy(
+        {key: None if key == "params" else value for key, value in device.items()}, where
+    )
     out["params"] = params
     return out
 
@@ -130,7 +133,7 @@ def _copy(value: Any) -> Any:
         if not math.isfinite(value):
             raise _NotJSON("numbers must be finite")
         return value
-    if isinstance(value, Mapping):
+    if kind is dict or isinstance(value, Mapping):  # the exact type first: no ABC check
         out: JSONObject = {}
         for key, item in value.items():
             if not isinstance(key, str):
@@ -155,23 +158,31 @@ def _copy(value: Any) -> Any:
     raise _NotJSON(f"{kind.__name__} is not a JSON value")
 
 
-def _deep_copy(value: Any, where: str) -> Any:
-    """Copy a JSON-like value, refusing anything that would not encode."""
+def _deep_copy(value: Any, where: str, suffix: str = "") -> Any:
+    """Copy a JSON-like value, refusing anything that would not encode.
+
+    The error names ``where + suffix`` (two parts, so callers need not join them up front).
+    """
     try:
         return _copy(value)
     except _NotJSON as bad:
-        raise _fail(where + "".join(reversed(bad.path)), bad.problem) from None
+        raise _fail(where + suffix + "".join(reversed(bad.path)), bad.problem) from None
 
 
 def devices_plan(devices: Any) -> list[list[JSONObject]]:
     """Validate a dial plan: a non-empty list of non-empty lists of devices."""
-    if isinstance(devices, str | bytes | Mapping) or not isinstance(devices, Sequence):
+    # ``type(...) is list`` first: the usual case without the (slow) ABC checks.
+    if type(devices) is not list and (
+        isinstance(devices, str | bytes | Mapping) or not isinstance(devices, Sequence)
+    ):
         raise _fail("devices", "must be a list of lists of devices, e.g. [[{...}], [{...}]]")
     if not devices:
         raise _fail("devices", "must contain at least one group")
     plan: list[list[JSONObject]] = []
     for g, group in enumerate(devices):
-        if isinstance(group, str | bytes | Mapping) or not isinstance(group, Sequence):
+        if type(group) is not list and (
+            isinstance(group, str | bytes | Mapping) or not isinstance(group, Sequence)
+        ):
             raise _fail(
                 f"devices[{g}]",
                 "must be a list of devices (the outer list is serial, inner lists ring at once)",

@@ -8,18 +8,39 @@ text of outgoing frames. Nothing here holds state.
 from __future__ import annotations
 
 import json
-import math
-import re
-from typing import Any, NamedTuple
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple, cast
 
 from ._errors import RemoteProtocolError
 
 JSONObject = dict[str, Any]
 
-_SUCCESS_CODE = re.compile(r"2[0-9][0-9]")
-# ASCII-only output: a lone surrogate that came in (JSON allows "\\ud800") and is echoed back
-# stays an escape instead of breaking the adapter's UTF-8 encoding.
-_encode = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=False).encode
+# A set lookup, not a regex: exactly the ASCII strings "200".."299" (str.isdigit would
+# also accept non-ASCII digits).
+_SUCCESS_CODES = frozenset(str(code) for code in range(200, 300))
+_encode_str = json.encoder.encode_basestring_ascii
+# The C encoder made once, not per call as ``JSONEncoder.encode`` does (the saving is about
+# a microsecond a frame). ASCII-only output: a lone surrogate that came in (JSON allows
+# "\\ud800") and is echoed back stays an escape instead of breaking the adapter's UTF-8
+# encoding. No circular check (markers None): every object encoded here is a fresh copy
+# made by ``_validate`` or built by the core, never a cycle.
+_IterEncode = Callable[[Any, int], Iterable[str]]
+_make_encoder: Callable[..., _IterEncode] | None = getattr(json.encoder, "c_make_encoder", None)
+if _make_encoder is not None:
+    _iterencode = _make_encoder(
+        None, json.JSONEncoder().default, _encode_str, None, ":", ",", False, False, False
+    )
+else:  # pragma: no cover - CPython always has the C accelerator
+    _iterencode = cast(
+        _IterEncode,
+        json.JSONEncoder(
+            ensure_ascii=True, separators=(",", ":"), allow_nan=False, check_circular=False
+        ).iterencode,
+    )
+
+
+def _encode(obj: Any) -> str:
+    return "".join(_iterencode(obj, 0))
 
 
 def _reject_constant(name: str) -> Any:
@@ -28,7 +49,7 @@ def _reject_constant(name: str) -> Any:
 
 def _finite_float(text: str) -> float:
     value = float(text)
-    if not math.isfinite(value):
+    if value - value:  # inf - inf is NaN (truthy); finite - finite is 0.0: cheaper than isfinite
         raise ValueError(f"number {text} is out of range")
     return value
 
@@ -37,8 +58,9 @@ def _finite_float(text: str) -> float:
 # parsed here can later fail to encode (a ping echo, a raw params escape hatch).
 _decoder = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
 _decode = _decoder.decode
-_raw_decode = _decoder.raw_decode
-_encode_str = json.encoder.encode_basestring_ascii
+# The C scanner itself: ``raw_decode`` is a Python wrapper around it that only turns
+# StopIteration into an error (``parse`` re-decodes with full rules on any failure).
+_scan_once: Callable[[str, int], tuple[Any, int]] = _decoder.scan_once  # type: ignore[attr-defined]
 
 
 # Parsed messages are named tuples: built for every frame, they must be cheap to make.
@@ -69,6 +91,7 @@ class ErrorReply(NamedTuple):
 
 
 Message = Request | Result | ErrorReply
+_new_tuple = tuple.__new__
 
 
 def dumps(obj: JSONObject) -> str:
@@ -77,7 +100,16 @@ def dumps(obj: JSONObject) -> str:
 
 
 def encode_request(request_id: str, method: str, params: JSONObject) -> str:
-    return _encode({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})
+    # The fixed envelope by hand around the encoded params: no dict, one encoder pass less.
+    return (
+        '{"jsonrpc":"2.0","id":'
+        + _encode_str(request_id)
+        + ',"method":'
+        + _encode_str(method)
+        + ',"params":'
+        + _encode(params)
+        + "}"
+    )
 
 
 def encode_ack(request_id: str | int | None) -> str:
@@ -104,8 +136,8 @@ def parse(text: str | bytes) -> Message:
         raise RemoteProtocolError("binary message received; RELAY frames are text")
     try:
         try:
-            obj, end = _raw_decode(text)
-        except ValueError:
+            obj, end = _scan_once(text, 0)
+        except (ValueError, StopIteration):
             end = -1
         if end != len(text):  # surrounding white space, extra data or an error: the full rules
             obj = _decode(text)
@@ -113,18 +145,19 @@ def parse(text: str | bytes) -> Message:
         raise RemoteProtocolError(f"invalid JSON: {exc}") from None
     except RecursionError:
         raise RemoteProtocolError("invalid JSON: nested too deeply") from None
-    if not isinstance(obj, dict):
+    if type(obj) is not dict:  # the decoder makes plain dicts only
         raise RemoteProtocolError(f"frame is a JSON {type(obj).__name__}, not an object")
     msg_id = obj.get("id")
     if msg_id is not None and type(msg_id) is not str and type(msg_id) is not int:
         raise RemoteProtocolError("frame has an id that is neither a string nor an integer")
     method = obj.get("method")
     if method is not None:
-        if not isinstance(method, str):
+        if type(method) is not str and not isinstance(method, str):
             raise RemoteProtocolError("frame has a non-string method")
-        return Request(msg_id, method, obj.get("params"))
+        # tuple.__new__ directly: a NamedTuple's own __new__ is a Python-level wrapper.
+        return _new_tuple(Request, (msg_id, method, obj.get("params")))
     if msg_id is not None and "result" in obj:
-        return Result(msg_id, obj["result"])
+        return _new_tuple(Result, (msg_id, obj["result"]))
     if "error" in obj:
         error = obj["error"]
         if not isinstance(error, dict):
@@ -139,6 +172,16 @@ def parse(text: str | bytes) -> Message:
     raise RemoteProtocolError("frame is neither a request nor a reply")
 
 
+def timestamp(value: Any) -> float | None:
+    """An envelope's ``timestamp`` as a float, or None (``parse`` has refused NaN/inf)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except OverflowError:  # an integer too large for a float
+        return None
+
+
 def result_failure(result: Any) -> tuple[int, str] | None:
     """Apply the RELAY ``code`` rule to a result: ``(code, message)`` if it is a failure.
 
@@ -148,7 +191,7 @@ def result_failure(result: Any) -> tuple[int, str] | None:
     if not isinstance(result, dict):
         return None
     code = result.get("code")
-    if not isinstance(code, str) or _SUCCESS_CODE.fullmatch(code):
+    if not isinstance(code, str) or code in _SUCCESS_CODES:
         return None
     message = result.get("message")
     number = int(code) if code.isascii() and code.isdigit() else -1
