@@ -496,7 +496,11 @@ class RelayClient:
             elif isinstance(event, CallLost):
                 lost = self._calls.pop(event.call_id, None)
                 if lost is not None:
-                    lost._finish(ConnectionLostError("the session was lost with the call"))
+                    lost._finish(
+                        CallGoneError("the call no longer exists", code=410)
+                        if event.gone
+                        else ConnectionLostError("the session was lost with the call")
+                    )
             elif isinstance(event, InboundCall):
                 self._on_inbound(event)
             elif isinstance(event, LivenessLost):

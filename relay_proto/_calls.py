@@ -214,7 +214,7 @@ class CallTracker:
         """A call command answered 404/410: forget the call if it was still tracked."""
         if call_id in self.calls:
             self._drop_call(call_id)
-            events.append(CallLost(call_id=call_id))
+            events.append(CallLost(call_id=call_id, gone=True))
 
     def reset(self, events: list[Event]) -> None:
         """The server did not keep the session: fail every dial that reached it, lose calls.

@@ -203,9 +203,15 @@ class CallStateChanged:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CallLost:
-    """The session was reset by the server: the core no longer tracks this call."""
+    """The core no longer tracks this call.
+
+    ``gone`` is true when the server answered a command for it with 404/410 (the call no
+    longer exists); false when the session it lived in was not restored (the core has
+    queued a hang-up for it all the same).
+    """
 
     call_id: str
+    gone: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

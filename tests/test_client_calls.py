@@ -235,7 +235,7 @@ def test_gone_call(reply: Any, code: int) -> None:
         RequestFailed(
             request_id=rid, method="calling.play", code=code, message=message, call_gone=True
         ),
-        CallLost(call_id="CALL-1"),
+        CallLost(call_id="CALL-1", gone=True),
     ]
     assert c.core.live_call_ids == frozenset()
     assert play_event(c, control_id, "playing") == []

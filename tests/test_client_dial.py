@@ -636,7 +636,7 @@ def test_max_duration_hangup_answered_404_loses_the_call() -> None:
     c.sent()
     c.tick(5)
     hangup = c.sent_one()
-    assert c.feed(error(hangup["id"], 410, "gone")) == [CallLost(call_id="CALL-1")]
+    assert c.feed(error(hangup["id"], 410, "gone")) == [CallLost(call_id="CALL-1", gone=True)]
     assert c.core.live_call_ids == frozenset()
 
 
