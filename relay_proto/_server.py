@@ -10,7 +10,8 @@ injected ``id_factory``.
 Invariants:
 - After ANY call (``receive``, ``handle_timer``, ``inject_inbound_call``, ``send_*``,
   ``connection_lost``) drain ``data_to_send()`` of every connection in ``connections()``,
-  even after a call that raised.
+  even after a call that raised. ``ready_connections()`` narrows that to the connections
+  that queued a frame or closed since it was last called: the others have nothing to do.
 - Events reach a connection in the order the switch generated them (the ``reorder`` fault
   aside), each as its own text frame with its own id, and each stays in its session's
   ``unacked`` map (when the client asked for ``event_acks``) until the client replies to
@@ -30,6 +31,8 @@ import hmac
 import itertools
 from collections.abc import Callable, Collection, Mapping
 from functools import partial
+from json import JSONEncoder
+from json.encoder import encode_basestring_ascii as _json_str
 from typing import Any
 
 from ._errors import LocalProtocolError
@@ -37,11 +40,13 @@ from ._scenario import Faults, Scenario
 from ._server_base import LiveCall, RpcError, Timer, TimerQueue
 from ._server_conn import GARBAGE_FRAME, ConnectionState, ServerConnection
 from ._server_switch import Switch
-from ._wire import encode_request
 
 __all__ = ["GARBAGE_FRAME", "ConnectionState", "LiveCall", "ServerConnection", "Simulator"]
 
 JSONObject = dict[str, Any]
+
+# The settings of ``_wire.dumps`` (ASCII-only, compact, no NaN), for a lone number.
+_encode_number = JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=False).encode
 
 
 def _counter_ids() -> Callable[[], str]:
@@ -59,6 +64,8 @@ class _Session:
         "connection",
         "contexts",
         "event_acks",
+        "event_heads",
+        "event_project",
         "expiry",
         "identity",
         "lost_at",
@@ -83,12 +90,24 @@ class _Session:
         self.lost_at: float | None = None
         self.expiry: Timer | None = None
         self.resumable = True
+        # Pieces of this session's event envelopes, JSON-encoded once (see ``_deliver``).
+        self.event_heads: dict[str, str] = {}
+        self.event_project = f',"project_id":{_json_str(project)},"space_id":'
 
     def __repr__(self) -> str:
         return f"<_Session {self.protocol} unacked={len(self.unacked)}>"
 
-    def emit(self, event_type: str, params: JSONObject, timestamp: float) -> None:
-        self._sim._batch.append((self, event_type, params, timestamp))
+    def emit(self, event_type: str, params_json: str, timestamp: float) -> None:
+        self._sim._batch.append((self, event_type, params_json, timestamp))
+
+    def new_event_head(self, event_type: str) -> str:
+        """The envelope of this session's ``event_type`` events, from after the id up to
+        the timestamp's value; kept in ``event_heads`` (made once per event type)."""
+        head = self.event_heads[event_type] = (
+            f',"method":"signalwire.event","params":{{"event_type":{_json_str(event_type)}'
+            f',"event_channel":{_json_str(self.protocol)},"timestamp":'
+        )
+        return head
 
     def deliver(self, event_id: str, frame: str) -> None:
         if self.event_acks:
@@ -126,7 +145,7 @@ class Simulator:
         self._jwt_tokens = frozenset(jwt_tokens)
         self._new_id = id_factory if id_factory is not None else _counter_ids()
         self.resume_grace = resume_grace
-        self.space_id = space_id
+        self.space_id = space_id  # a property: keeps its encoded envelope piece in step
         self._timers = TimerQueue()
         self._switch = Switch(
             scenario=scenario if scenario is not None else Scenario(),
@@ -138,7 +157,9 @@ class Simulator:
         self._sessions: dict[str, _Session] = {}
         self._contexts: dict[str, dict[_Session, None]] = {}
         self._connections: dict[ServerConnection, None] = {}
-        self._batch: list[tuple[_Session, str, JSONObject, float]] = []
+        #: Open connections that queued a frame or closed since ``ready_connections()``.
+        self._ready: dict[ServerConnection, None] = {}
+        self._batch: list[tuple[_Session, str, str, float]] = []
         self._armed_for: Faults | None = None
         self._fired: set[str] = set()
 
@@ -147,6 +168,15 @@ class Simulator:
             f"<Simulator sessions={len(self._sessions)} connections={len(self._connections)}"
             f" live_calls={len(self._switch._live)}>"
         )
+
+    @property
+    def space_id(self) -> str:
+        return self._space_id
+
+    @space_id.setter
+    def space_id(self, space_id: str) -> None:
+        self._space_id = space_id
+        self._event_space = f'{_json_str(space_id)},"params":'
 
     @property
     def scenario(self) -> Scenario:
@@ -165,6 +195,14 @@ class Simulator:
 
     def connections(self) -> list[ServerConnection]:
         return list(self._connections)
+
+    def ready_connections(self) -> list[ServerConnection]:
+        """The connections with frames queued or newly closed since the last call (so an
+        adapter flushes those, not every socket after every input). Connections already
+        lost are left out."""
+        ready = list(self._ready)
+        self._ready.clear()
+        return ready
 
     def next_deadline(self) -> float | None:
         return self._timers.next_deadline()
@@ -321,48 +359,63 @@ class Simulator:
         if not batch:
             return
         self._batch = []
-        faults = self.scenario.faults
+        faults = self._switch.scenario.faults  # looked up once per step, not per event
         if faults.reorder:
             batch = _swap_pairs_per_session(batch)
         delay = faults.delay_events
-        for session, event_type, params, timestamp in batch:
+        copies = 2 if faults.duplicate_events else 1
+        deliver = self._deliver
+        for session, event_type, params_json, timestamp in batch:
             if delay:
                 self._timers.schedule(
                     timestamp + delay,
-                    partial(self._deliver_later, session, event_type, params, timestamp),
+                    partial(self._deliver_later, session, event_type, params_json, timestamp),
                 )
             else:
-                self._deliver(session, event_type, params, timestamp)
+                deliver(session, event_type, params_json, timestamp, copies)
 
     def _deliver_later(
-        self, session: _Session, event_type: str, params: JSONObject, timestamp: float, when: float
+        self, session: _Session, event_type: str, params_json: str, timestamp: float, when: float
     ) -> None:
-        self._deliver(session, event_type, params, timestamp)
+        copies = 2 if self._switch.scenario.faults.duplicate_events else 1
+        self._deliver(session, event_type, params_json, timestamp, copies)
 
     def _deliver(
-        self, session: _Session, event_type: str, params: JSONObject, timestamp: float
+        self, session: _Session, event_type: str, params_json: str, timestamp: float, copies: int
     ) -> None:
-        envelope = {
-            "event_type": event_type,
-            "event_channel": session.protocol,
-            "timestamp": timestamp + self.epoch,
-            "project_id": session.project,
-            "space_id": self.space_id,
-            "params": params,
-        }
-        for _ in range(2 if self.scenario.faults.duplicate_events else 1):
-            event_id = self._new_id()
-            session.deliver(event_id, encode_request(event_id, "signalwire.event", envelope))
+        """Frame one event ``copies`` times, each with a fresh id.
+
+        The frame is what ``encode_request(event_id, "signalwire.event", {"event_type",
+        "event_channel", "timestamp", "project_id", "space_id", "params"})`` gives, but
+        assembled from pieces encoded once per session (``_Session.new_event_head``), so only
+        the id, the timestamp and the (already encoded) params are new per event: encoding
+        the whole envelope was the simulator's largest cost. ``test_server_frames`` checks
+        the two agree byte for byte.
+        """
+        stamp = timestamp + self.epoch
+        # json encodes a finite float as its repr; anything else takes the encoder's path
+        # (an int stamp, or its ValueError on NaN/infinity).
+        number = (
+            repr(stamp) if type(stamp) is float and stamp - stamp == 0.0 else _encode_number(stamp)
+        )
+        body = (
+            f"{session.event_heads.get(event_type) or session.new_event_head(event_type)}{number}"
+            f"{session.event_project}{self._event_space}{params_json}}}}}"
+        )
+        new_id = self._new_id
+        for _ in range(copies):
+            event_id = new_id()
+            session.deliver(event_id, f'{{"jsonrpc":"2.0","id":{_json_str(event_id)}{body}')
 
 
 def _swap_pairs_per_session(
-    batch: list[tuple[_Session, str, JSONObject, float]],
-) -> list[tuple[_Session, str, JSONObject, float]]:
+    batch: list[tuple[_Session, str, str, float]],
+) -> list[tuple[_Session, str, str, float]]:
     """The ``reorder`` fault: within each session's events of one step, swap pairs."""
-    per_session: dict[_Session, list[tuple[_Session, str, JSONObject, float]]] = {}
+    per_session: dict[_Session, list[tuple[_Session, str, str, float]]] = {}
     for item in batch:
         per_session.setdefault(item[0], []).append(item)
-    out: list[tuple[_Session, str, JSONObject, float]] = []
+    out: list[tuple[_Session, str, str, float]] = []
     for items in per_session.values():
         for index in range(0, len(items) - 1, 2):
             items[index], items[index + 1] = items[index + 1], items[index]

@@ -43,7 +43,8 @@ class EventSink(Protocol):
     @property
     def project(self) -> str: ...
 
-    def emit(self, event_type: str, params: JSONObject, timestamp: float) -> None: ...
+    def emit(self, event_type: str, params_json: str, timestamp: float) -> None:
+        """Queue an event whose ``params`` object is already JSON text."""
 
 
 class RpcError(Exception):
@@ -133,13 +134,17 @@ def _positive_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_NUMBER
 
 
+_DEVICE_REQUIRED = {"phone": ("to_number", "from_number"), "sip": ("to", "from")}
+_MEDIA_REQUIRED = {"tts": "text", "audio": "url", "ringtone": "name", "silence": "duration"}
+
+
 def _validate_device(device: object) -> JSONObject:
     if not isinstance(device, dict):
         raise RpcError(-32602, "each device must be an object")
     kind, params = device.get("type"), device.get("params")
     if not isinstance(kind, str) or not kind or not isinstance(params, dict):
         raise RpcError(-32602, "a device needs a string type and a params object")
-    required = {"phone": ("to_number", "from_number"), "sip": ("to", "from")}.get(kind, ())
+    required = _DEVICE_REQUIRED.get(kind, ())
     for name in required:
         if not isinstance(params.get(name), str) or not params[name]:
             raise RpcError(-32602, f"a {kind} device needs params.{name}")
@@ -201,8 +206,7 @@ def media_seconds(media: object, scenario: Scenario) -> float:
     kind, params = media.get("type"), media.get("params")
     if not isinstance(kind, str) or not isinstance(params, dict):
         raise RpcError(-32602, 'each play item needs "type" and a nested "params" object')
-    required = {"tts": "text", "audio": "url", "ringtone": "name", "silence": "duration"}
-    name = required.get(kind)
+    name = _MEDIA_REQUIRED.get(kind)
     if name is None:
         raise RpcError(-32602, f"unsupported play type {kind!r}")
     if name not in params:

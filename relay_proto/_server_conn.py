@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 from ._errors import LocalProtocolError, RemoteProtocolError
 from ._server_base import RpcError
 from ._wire import ErrorReply, Request, encode_error, encode_request, encode_result, parse
+from ._wire import dumps as encode_value
 
 if TYPE_CHECKING:
     from ._server import Simulator, _Session
@@ -34,6 +35,11 @@ __all__ = ["GARBAGE_FRAME", "ConnectionState", "ServerConnection"]
 JSONObject = dict[str, Any]
 
 GARBAGE_FRAME = "this is not JSON {"
+
+# An event's ack, as the client core writes it: ``_ACK_HEAD + event_id + _ACK_TAIL``.
+_ACK_HEAD = '{"jsonrpc":"2.0","id":"'
+_ACK_TAIL = '","result":{}}'
+_ACK_START, _ACK_END = len(_ACK_HEAD), -len(_ACK_TAIL)
 
 
 class ConnectionState(enum.Enum):
@@ -99,6 +105,14 @@ class ServerConnection:
         """Handle one client frame. Raises ``RemoteProtocolError`` on garbage; stays usable."""
         if self._state is ConnectionState.CLOSED:
             return
+        if (
+            type(text) is str
+            and text.startswith(_ACK_HEAD)
+            and text.endswith(_ACK_TAIL)
+            and self._ack(text[_ACK_START:_ACK_END])
+        ):
+            self._sim._flush()
+            return
         try:
             message = parse(text)
         except RemoteProtocolError as exc:
@@ -110,6 +124,29 @@ class ServerConnection:
             self._on_reply(message.id, isinstance(message, ErrorReply))
         self._sim._flush()
 
+    def _ack(self, event_id: str) -> bool:
+        """The fast path for the most frequent client frame, an event's ack.
+
+        ``receive`` found the text to be ``{"jsonrpc":"2.0","id":"<event_id>","result":{}}``
+        exactly (the client core's ``encode_ack``). If ``event_id`` is an un-acked event of
+        this session (an id the simulator issued) and has nothing JSON would escape, that
+        text is valid JSON and means exactly what ``parse`` + ``_on_reply`` would make of
+        it: drop the event from ``unacked``. Anything else returns False for the full path
+        (which also still owns this socket's own requests, matched first).
+        """
+        session = self._session
+        if (
+            session is None
+            or event_id not in session.unacked
+            or event_id in self._pending
+            or '"' in event_id
+            or "\\" in event_id
+            or not event_id.isprintable()
+        ):
+            return False
+        del session.unacked[event_id]
+        return True
+
     def connection_lost(self, now: float) -> None:
         """The socket is gone. The session waits ``resume_grace`` seconds for a resume."""
         if self._lost:
@@ -118,6 +155,7 @@ class ServerConnection:
         if self._state is not ConnectionState.CLOSED:
             self._set_state(ConnectionState.CLOSED)
         self._outbox = []
+        self._sim._ready.pop(self, None)
         if self._session is not None:
             self._sim._detach(self, self._session, now)
         else:
@@ -143,6 +181,8 @@ class ServerConnection:
         if state not in _CONNECTION_TRANSITIONS[self._state]:  # guarded by every caller
             raise AssertionError(f"connection cannot go from {self._state} to {state}")
         self._state = state
+        if state is ConnectionState.CLOSED and not self._lost:
+            self._sim._ready[self] = None
 
     def _send_request(self, method: str, params: JSONObject) -> None:
         if self._state not in (ConnectionState.HANDSHAKE, ConnectionState.OPEN):
@@ -154,9 +194,12 @@ class ServerConnection:
     def _queue(self, frame: str) -> None:
         if self._state is ConnectionState.CLOSED:
             return
-        self._outbox.append(frame)
+        outbox = self._outbox
+        if not outbox:
+            self._sim._ready[self] = None
+        outbox.append(frame)
         self._frames += 1
-        limit = self._sim.scenario.faults.drop_after_frames
+        limit = self._sim._switch.scenario.faults.drop_after_frames
         if limit is not None and self._frames >= limit and self._sim._one_shot("drop"):
             self._set_state(ConnectionState.CLOSED)
 
@@ -284,8 +327,9 @@ class ServerConnection:
         sim._deliver(
             session,
             "signalwire.authorization.state",
-            {"authorization_state": session.auth_state},
+            encode_value({"authorization_state": session.auth_state}),
             now,
+            2 if sim._switch.scenario.faults.duplicate_events else 1,
         )
         if sim.scenario.faults.garbage:
             self._queue(GARBAGE_FRAME)

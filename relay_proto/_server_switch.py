@@ -26,6 +26,7 @@ import math
 from collections import deque
 from collections.abc import Callable
 from functools import partial
+from json.encoder import encode_basestring_ascii as _json_str
 from typing import Any
 
 from ._events import CallState, PlayState
@@ -43,6 +44,7 @@ from ._server_base import (
     media_seconds,
     validate_dial,
 )
+from ._wire import dumps
 
 __all__ = ["Switch"]
 
@@ -61,6 +63,7 @@ _TRANSITIONS: dict[CallState, frozenset[CallState]] = {
     CallState.ENDING: frozenset({CallState.ENDED}),
     CallState.ENDED: frozenset(),
 }
+_STATE_JSON = {state: _json_str(state.value) for state in CallState}
 
 
 class _Dial:
@@ -88,10 +91,13 @@ class _Call:
         "call_id",
         "context",
         "device",
+        "device_json",
         "dial",
         "direction",
         "end_reason",
         "hangup_after",
+        "json_head",
+        "json_tail",
         "max_duration",
         "node_id",
         "plays",
@@ -127,6 +133,14 @@ class _Call:
         self.hangup_after: float | None = None
         self.max_duration: float | None = None
         self.plays: dict[str, _Play] = {}
+        # The fixed parts of this leg's event params, JSON-encoded once: a leg publishes
+        # four or five events that differ only in their state (see ``Switch._publish``).
+        self.device_json = dumps(device)
+        self.json_head = (
+            f'{{"call_id":{_json_str(call_id)},"node_id":{_json_str(node_id)}'
+            f',"tag":{_json_str(tag)},"call_state":'
+        )
+        self.json_tail = f',"direction":{_json_str(direction)},"device":{self.device_json}'
 
     def snapshot(self) -> LiveCall:
         return LiveCall(
@@ -482,35 +496,32 @@ class Switch:
             call.end_reason = reason
         self._publish(call, now)
 
-    def _state_params(self, call: _Call) -> JSONObject:
-        params: JSONObject = {
-            "call_id": call.call_id,
-            "node_id": call.node_id,
-            "tag": call.tag,
-            "call_state": call.state.value,
-            "direction": call.direction,
-            "device": call.device,
-        }
+    def _state_params(self, call: _Call) -> str:
+        """The JSON text of ``{call_id, node_id, tag, call_state, direction, device}``
+        (plus ``end_reason`` and ``context`` when set), from the leg's pre-encoded parts."""
+        extra = ""
         if call.end_reason is not None:
-            params["end_reason"] = call.end_reason
+            extra = f',"end_reason":{_json_str(call.end_reason)}'
         if call.context is not None:
-            params["context"] = call.context
-        return params
+            extra += f',"context":{_json_str(call.context)}'
+        return f"{call.json_head}{_STATE_JSON[call.state]}{call.json_tail}{extra}}}"
 
     def _publish(self, call: _Call, now: float) -> None:
         call.sink.emit("calling.call.state", self._state_params(call), now)
 
     def _emit_dial(self, dial: _Dial, state: str, now: float, winner: _Call | None = None) -> None:
-        params: JSONObject = {"tag": dial.tag, "node_id": dial.node_id, "dial_state": state}
-        if winner is not None:
-            params["call"] = {
-                "call_id": winner.call_id,
-                "node_id": winner.node_id,
-                "tag": winner.tag,
-                "device": winner.device,
-                "dial_winner": True,
-            }
-        dial.sink.emit("calling.call.dial", params, now)
+        # {tag, node_id, dial_state[, call: {call_id, node_id, tag, device, dial_winner}]}
+        text = (
+            f'{{"tag":{_json_str(dial.tag)},"node_id":{_json_str(dial.node_id)}'
+            f',"dial_state":{_json_str(state)}'
+        )
+        if winner is not None:  # its device is already encoded
+            text += (
+                f',"call":{{"call_id":{_json_str(winner.call_id)}'
+                f',"node_id":{_json_str(winner.node_id)},"tag":{_json_str(winner.tag)}'
+                f',"device":{winner.device_json},"dial_winner":true}}'
+            )
+        dial.sink.emit("calling.call.dial", text + "}", now)
 
     def _emit_play(self, play: _Play, now: float) -> None:
         call = play.call
@@ -520,7 +531,7 @@ class Switch:
             "control_id": play.control_id,
             "state": play.state.value,
         }
-        call.sink.emit("calling.call.play", params, now)
+        call.sink.emit("calling.call.play", dumps(params), now)
 
 
 _Command = Callable[[Switch, _Call, JSONObject, float], JSONObject]
