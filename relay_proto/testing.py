@@ -232,5 +232,10 @@ class Pair:
     def _tick(self) -> list[Event]:
         self.simulator.handle_timer(self._now)
         events = self.client.handle_timer(now=self._now)
+        # The core's contract: after handle_timer(now), nothing it knows of is due at now
+        # (a driver looping on next_deadline() would otherwise spin).
+        due = self.client.next_deadline()
+        if due is not None and due <= self._now:
+            raise AssertionError(f"client deadline {due} still due after handle_timer({self._now})")
         self.events.extend(events)
         return events + self.pump()
