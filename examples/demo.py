@@ -19,6 +19,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 
@@ -33,20 +34,29 @@ from relay_anyio import (
 from relay_proto import CallStateChanged, Event, Leg
 
 FROM = "+15551230000"
-SCENARIO = {
-    "default": {"outcome": "answer", "after": 1.0},
-    "destinations": {
-        "+15559876543": {"outcome": "answer", "after": 1.0},
-        "+15550001001": {"outcome": "busy", "after": 0.8},
-        "+15550001002": {"outcome": "answer", "after": 1.2},
-        "+15550002001": {"outcome": "answer", "after": 1.5},
-        "+15550002002": {"outcome": "answer", "after": 4.0},
-        "+15550003001": {"outcome": "busy", "after": 0.6},
-        "+15550003002": {"outcome": "decline", "after": 1.0},
-        "+15550004001": {"outcome": "no_answer"},
-        "+15550004002": {"outcome": "no_answer"},
-    },
+DESTINATIONS: dict[str, dict[str, Any]] = {
+    "+15559876543": {"outcome": "answer", "after": 1.0},
+    "+15550001001": {"outcome": "busy", "after": 0.8},
+    "+15550001002": {"outcome": "answer", "after": 1.2},
+    "+15550002001": {"outcome": "answer", "after": 1.5},
+    "+15550002002": {"outcome": "answer", "after": 4.0},
+    "+15550003001": {"outcome": "busy", "after": 0.6},
+    "+15550003002": {"outcome": "decline", "after": 1.0},
+    "+15550004001": {"outcome": "no_answer"},
+    "+15550004002": {"outcome": "no_answer"},
 }
+
+
+def scenario(speed: float) -> dict[str, object]:
+    """The simulator's script; ``speed`` > 1 compresses every duration (for tests)."""
+    return {
+        "default": {"outcome": "answer", "after": 1.0 / speed},
+        "destinations": {
+            to: {**outcome, **({"after": outcome["after"] / speed} if "after" in outcome else {})}
+            for to, outcome in DESTINATIONS.items()
+        },
+        "play_seconds_per_char": 0.02 / speed,
+    }
 
 
 def phone(to: str, timeout: int = 30) -> dict[str, object]:
@@ -123,13 +133,15 @@ async def run_story(
     else:
         story.outcome = f"answered by {call.device['params']['to_number']}"
         await speak_and_hang_up(story, call, "Hello! This is the relay demo.")
-    await anyio.sleep(0.3)  # let the last leg events land on the timeline
+    # A ping round trip: the server answers it after every event it sent before, so the
+    # timeline is complete (the hung-up legs' last states included).
+    await client.ping()
     story.seconds = time.monotonic() - story.started
     timeline.story = None
 
 
 async def stories_against(
-    url: str | None, host: str | None, project: str, token: str
+    url: str | None, host: str | None, project: str, token: str, speed: float = 1.0
 ) -> list[Story]:
     timeline = Timeline()
     stories: list[Story] = []
@@ -165,9 +177,9 @@ async def stories_against(
             client,
             timeline,
             stories,
-            "Abandoned by its deadline (2.5 s): ringing legs hung up",
+            f"Abandoned by its deadline ({2.5 / speed:g} s): ringing legs hung up",
             [[phone("+15550004001"), phone("+15550004002")]],
-            dial_timeout=2.5,
+            dial_timeout=2.5 / speed,
         )
     return stories
 
@@ -181,11 +193,14 @@ def summary(stories: list[Story]) -> None:
             print(f"{'':<6}{name:<16}{state}")
 
 
-async def main() -> int:
+async def main(speed: float = 1.0) -> int:
     space = os.environ.get("SIGNALWIRE_SPACE")
     project = os.environ.get("SIGNALWIRE_PROJECT_ID")
     token = os.environ.get("SIGNALWIRE_API_TOKEN")
     if space and project and token:
+        if not (os.environ.get("RELAY_DEMO_FROM") and os.environ.get("RELAY_DEMO_TO")):
+            print("set RELAY_DEMO_FROM and RELAY_DEMO_TO (E.164) to dial in a real space")
+            return 2
         print(f"Using the real space {space} (story 1 only).")
         client = RelayClient(project=project, token=token, host=space, contexts=["default"])
         async with client:
@@ -208,11 +223,13 @@ async def main() -> int:
             await call.hangup()
         return 0
     async with serve_simulator(
-        credentials={"demo-project": "demo-token"}, scenario=SCENARIO
+        credentials={"demo-project": "demo-token"}, scenario=scenario(speed)
     ) as sim:
         print(f"Embedded RELAY simulator at {sim.url}")
         try:
-            stories = await stories_against(sim.url, None, "demo-project", "demo-token")
+            stories = await stories_against(
+                sim.url, None, "demo-project", "demo-token", speed=speed
+            )
         except RelayError as exc:
             print(f"demo failed: {exc}", file=sys.stderr)
             return 1

@@ -110,3 +110,25 @@ def test_examples_have_the_seed_shape() -> None:
         assert 'await call.play([{"type": "tts", "text": "Hello!"}])' in source
         assert "await action.wait()" in source
         assert "await call.hangup()" in source
+
+
+async def test_demo_tells_all_five_stories_and_leaves_no_call_up(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("SIGNALWIRE_SPACE", "SIGNALWIRE_PROJECT_ID", "SIGNALWIRE_API_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    demo: Callable[..., Awaitable[int]] = runpy.run_path(str(EXAMPLES / "demo.py"))["main"]
+    with anyio.fail_after(30):
+        assert await demo(speed=10.0) == 0
+    out = capsys.readouterr().out
+    table = out.split("=" * 100)[1]
+    outcomes = [line.split()[0] for line in table.splitlines() if line[:1].isdigit()]
+    assert outcomes == ["1", "2", "3", "4", "5"]
+    assert "answered by +15559876543" in table
+    assert "answered by +15550001002" in table
+    assert "answered by +15550002001" in table
+    assert table.count("failed") == 1
+    assert table.count("timed out") == 1
+    assert "+15550002002    ended (cancel)" in table  # the parallel loser
+    assert table.count("ended (cancel)") == 3  # ... and both abandoned legs
+    assert out.rstrip().endswith("Calls still live on the simulator: 0")
