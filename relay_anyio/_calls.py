@@ -163,27 +163,26 @@ class Call:
         Media may be nested (``{"type": "tts", "params": {"text": "Hi"}}``) or flat
         (``{"type": "tts", "text": "Hi"}``).
         """
-        holder: list[str] = []
+        created: list[PlayAction] = []
 
         def start(core: Any) -> str:
             request_id, control_id = core.play(
                 self.call_id, media, volume=volume, direction=direction, loop=loop
             )
-            holder.append(control_id)
-            self._actions[control_id] = PlayAction(self, control_id)
+            action = PlayAction(self, control_id)
+            self._actions[control_id] = action
+            created.append(action)
             return str(request_id)
 
         try:
             await self._client._command(start, call=self)
         except BaseException:
-            if holder:
-                self._actions.pop(holder[0], None)
+            if created:
+                self._actions.pop(created[0].control_id, None)
             raise
-        action = self._actions.get(holder[0])
-        if action is None:  # the play ended (or the call did) before the reply was read
-            action = PlayAction(self, holder[0])
-            action._abandon(CallGoneError("the call ended before the play finished", code=410))
-        return action
+        # The same object the dispatcher updates: if the final play event (or the call's
+        # end) arrived in the same read as the reply, it is already done.
+        return created[0]
 
     async def hangup(self, reason: str = "hangup") -> None:
         """End the call and wait for it to be ended. Does nothing if it already has."""

@@ -460,7 +460,8 @@ class RelayClient:
             await ws.send_from(self._core.data_to_send)
         except RelayError as exc:
             logger.debug("write failed: %s", exc)
-            self._link.abort()
+            if self._link.ws is ws:  # not a newer socket opened meanwhile
+                self._link.abort()
 
     # ------------------------------------------------------------------ events
 
@@ -557,6 +558,12 @@ class RelayClient:
         info = event.call
         call = Call._from_info(self, info)
         self._calls[info.call_id] = call
+        if self._closing:
+            # Leaving ``async with``: nobody will handle it, and the exit hang-ups have
+            # already been counted. Refuse it rather than leave it ringing.
+            logger.warning("inbound call %s refused: the client is closing", info.call_id)
+            self._core.end(info.call_id, "busy")
+            return
         if self._on_call is not None and self._tg is not None:
             self._tg.start_soon(self._run_handler, self._on_call, call)
             return
