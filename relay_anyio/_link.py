@@ -173,7 +173,6 @@ class Link:
             self._socket_scope = None
             self.ws = None
             core.connection_lost(now=anyio.current_time())
-            core.data_to_send()  # replies for a dead socket; requests wait in the core
             with anyio.CancelScope(shield=True):
                 if self._socket_dead:
                     await ws.abort()

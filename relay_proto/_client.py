@@ -154,9 +154,18 @@ class ClientConnection:
         return bool(self._outbox)
 
     def data_to_send(self) -> list[str]:
-        """Drain and return the text frames to write, in order."""
+        """Drain and return the text frames to write, in order.
+
+        A request counts as sent from here on: write what this returns, or report the
+        socket lost (``connection_lost``) so the core knows the fate of those frames is
+        unknown. Frames not drained when the socket is lost are dropped by the core, and
+        their requests wait for the next session.
+        """
         out = self._outbox[:]
         self._outbox.clear()
+        for request in self._requests.drained():
+            if request.dial_tag is not None:
+                self._tracker.mark_sent(request.dial_tag)
         return out
 
     def next_deadline(self) -> float | None:
@@ -211,6 +220,9 @@ class ClientConnection:
         ping_id = self._liveness.stop()
         if ping_id is not None:
             self._requests.finish(ping_id)
+        # Replies for a dead socket go nowhere; requests never drained wait for the next.
+        self._outbox.clear()
+        self._requests.unsend()
         return []
 
     def ping(self, *, now: float) -> str:
@@ -273,7 +285,7 @@ class ClientConnection:
         params["tag"] = tag
         request = PendingRequest("calling.dial", None, tag)
         request_id = self._requests.add(request, params, self.state is SessionState.READY)
-        self._tracker.add_dial(tag, request_id, now + timeout, max_duration, request.sent)
+        self._tracker.add_dial(tag, request_id, now + timeout, max_duration, False)
         return tag
 
     def cancel_dial(self, tag: str, *, now: float) -> bool:
@@ -399,9 +411,7 @@ class ClientConnection:
         return self._request(request, params)
 
     def _flush_held(self) -> None:
-        for request in self._requests.flush():
-            if request.dial_tag is not None:
-                self._tracker.mark_sent(request.dial_tag)
+        self._requests.flush()
 
     # ------------------------------------------------------------------ internals: replies
 

@@ -73,6 +73,10 @@ class RequestTable:
         self._max_queued = max_queued
         self._pending: dict[str, PendingRequest] = {}
         self._held: deque[tuple[str, JSONObject]] = deque()
+        #: Written to the outbox but not drained yet: (id, params, frame). A request is
+        #: ``sent`` only once its frame has been drained, so a socket that dies before
+        #: the drain loses nothing: the request goes back to ``_held``.
+        self._queued: list[tuple[str, JSONObject, str]] = []
         self._recent: OrderedDict[str, None] = OrderedDict()
 
     def __len__(self) -> int:
@@ -86,12 +90,35 @@ class RequestTable:
             )
         request_id = self._new_id()
         if send:
-            request.sent = True
-            self._outbox.append(wire.encode_request(request_id, request.method, params))
+            self._queue(request_id, request.method, params)
         else:
             self._held.append((request_id, params))
         self._pending[request_id] = request
         return request_id
+
+    def _queue(self, request_id: str, method: str, params: JSONObject) -> None:
+        frame = wire.encode_request(request_id, method, params)
+        self._outbox.append(frame)
+        self._queued.append((request_id, params, frame))
+
+    def drained(self) -> list[PendingRequest]:
+        """The outbox was drained: its requests are on their way. Returns them."""
+        out = []
+        for request_id, _, _ in self._queued:
+            request = self._pending.get(request_id)
+            if request is not None:
+                request.sent = True
+                out.append(request)
+        self._queued.clear()
+        return out
+
+    def unsend(self) -> None:
+        """The socket died before the outbox was drained: hold those requests again,
+        ahead of the ones already held (they were made first)."""
+        self._held.extendleft(
+            (request_id, params) for request_id, params, _ in reversed(self._queued)
+        )
+        self._queued.clear()
 
     def is_recent(self, request_id: str) -> bool:
         return request_id in self._recent
@@ -117,6 +144,11 @@ class RequestTable:
         """Forget a request that was never sent: it is simply not sent."""
         self._pending.pop(request_id, None)
         self._held = deque(item for item in self._held if item[0] != request_id)
+        for index, (queued_id, _, frame) in enumerate(self._queued):
+            if queued_id == request_id:
+                del self._queued[index]
+                self._outbox.remove(frame)
+                break
 
     def in_flight(self) -> list[tuple[str, PendingRequest]]:
         return [(rid, req) for rid, req in self._pending.items() if req.sent]
@@ -124,13 +156,8 @@ class RequestTable:
     def held(self) -> list[tuple[str, PendingRequest]]:
         return [(rid, self._pending[rid]) for rid, _ in self._held]
 
-    def flush(self) -> list[PendingRequest]:
-        """Send every held request, in order; return them."""
-        flushed = []
+    def flush(self) -> None:
+        """Queue every held request for writing, in order."""
         while self._held:
             request_id, params = self._held.popleft()
-            request = self._pending[request_id]
-            request.sent = True
-            self._outbox.append(wire.encode_request(request_id, request.method, params))
-            flushed.append(request)
-        return flushed
+            self._queue(request_id, self._pending[request_id].method, params)

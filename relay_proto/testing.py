@@ -178,9 +178,11 @@ class Pair:
 
     def _lose(self, server: ServerConnection) -> list[Event]:
         self.server = None
+        # What the client had queued is written to the dying socket and never arrives
+        # (the frames it loses unwritten are the core's own business: connection_lost).
+        self.client_frames.extend(self.client.data_to_send())
         server.connection_lost(self._now)
         events = self.client.connection_lost(now=self._now)
-        self.client_frames.extend(self.client.data_to_send())  # written to a dead socket
         self.events.extend(events)
         return events
 

@@ -798,3 +798,58 @@ def test_has_data_to_send_tracks_the_outbox() -> None:
     assert c.core.has_data_to_send
     c.sent()
     assert not c.core.has_data_to_send
+
+
+# ---------------------------------------------------------------------------- unwritten frames
+
+
+@pytest.mark.parametrize("protocol", ["signalwire_SIG_1", "proto-new"])
+def test_requests_never_drained_wait_for_the_next_session(protocol: str) -> None:
+    # The socket dies before the outbox is drained: nothing of it reached the server,
+    # so the requests are not "in flight": they go out on the next socket, restored
+    # session or not (a dial included: it cannot have created anything yet).
+    c = Client()
+    c.connect()
+    c.answered_call("CALL-1")
+    c.sent()
+    tag = c.core.dial([[PHONE_A]], now=0)
+    play_id, _ = c.core.play("CALL-1", [{"type": "tts", "text": "hi"}])
+    ping_id = c.core.ping(now=0)
+    c.feed(event("ev-x", "calling.call.dial", {"tag": "other", "dial_state": "dialing"}))
+    c.core.connection_lost(now=1)
+    assert not c.core.has_data_to_send  # the ack was for a dead socket
+    _, events = c.connect(protocol=protocol)
+    assert not any(isinstance(e, DialFailed) for e in events)
+    assert not any(isinstance(e, RequestFailed) and e.request_id == ping_id for e in events)
+    out = c.sent()
+    methods = [(f["method"], f["id"]) for f in out]
+    if protocol == "signalwire_SIG_1":  # restored: everything goes out again, in order
+        assert [m for m, _ in methods] == ["calling.dial", "calling.play", "signalwire.ping"]
+        assert out[1]["id"] == play_id
+    else:  # a new session: the call (and so its play) is lost, the dial and ping go out
+        assert [m for m, _ in methods] == ["calling.end", "calling.dial", "signalwire.ping"]
+        assert (
+            RequestFailed(
+                request_id=play_id,
+                method="calling.play",
+                code=-1,
+                message="connection lost before the reply arrived",
+                connection_lost=True,
+            )
+            in events
+        )
+    dial_frame = next(f for f in out if f["method"] == "calling.dial")
+    assert dial_frame["params"]["tag"] == tag
+    assert next(f for f in out if f["method"] == "signalwire.ping")["id"] == ping_id
+    assert c.core.pending_dials == {tag}
+
+
+def test_a_dial_cancelled_before_it_was_drained_is_never_written() -> None:
+    c = Client()
+    c.connect()
+    ping_id = c.core.ping(now=0)
+    tag = c.core.dial([[PHONE_A]], now=0)
+    pong_id = c.core.ping(now=0)
+    assert c.core.cancel_dial(tag, now=0)
+    assert [f["id"] for f in c.sent()] == [ping_id, pong_id]
+    assert c.core.pending_dials == frozenset()
