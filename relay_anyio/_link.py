@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("relay_anyio")
 
+#: The JSON-RPC error code of ``signalwire.connect`` for refused credentials.
+AUTHENTICATION_FAILED = -32002
+
 
 class Link:
     """One client's connection, across reconnects."""
@@ -116,13 +119,13 @@ class Link:
                 try:
                     await self._run_socket(ws, ready)
                 except AuthenticationError as exc:
+                    # PROTOCOL.md 2.1: refused credentials are final only before any
+                    # session was up; afterwards keep trying (the client stays supervised).
                     auth_failures += 1
-                    if auth_failures >= self._auth_attempts:
+                    if not started and auth_failures >= self._auth_attempts:
                         self._client._failure = exc
                         self._client._fail_waiters(exc)
-                        if not started:
-                            raise
-                        return
+                        raise
                     logger.warning("authentication failed: %s", exc)
                 else:
                     if self.connections == before and not self._client._stopping:
@@ -201,9 +204,14 @@ class Link:
                         scope.deadline = math.inf
                         ready()
                     elif isinstance(event, ConnectFailed):
-                        if not event.retry_fresh:
+                        if event.retry_fresh:
+                            core.connect(now=now)
+                        elif event.code == AUTHENTICATION_FAILED:
                             raise AuthenticationError(event.message, code=event.code)
-                        core.connect(now=now)
+                        else:  # any other refusal is the server's trouble: try again later
+                            raise ConnectionLostError(
+                                f"signalwire.connect refused: {event.message}", code=event.code
+                            )
                 self._client._dispatch(events)
             self._client._poke_timer()
             await self._client._flush()

@@ -8,6 +8,7 @@ protocol, or ``restart: true``). Liveness comes from pings and an inbound-silenc
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import anyio
@@ -256,7 +257,30 @@ async def _hang_up_at_once(stream: anyio.abc.SocketStream) -> None:
     await ws.aclose()
 
 
-@pytest.mark.parametrize("handler", [_mute, _hang_up_at_once], ids=["mute", "closes"])
+async def _refuse_as_busy(stream: anyio.abc.SocketStream) -> None:
+    """Answer signalwire.connect with a generic server error (not a credentials one)."""
+    ws = await accept_websocket(stream)
+    with contextlib.suppress(Exception):
+        [text] = await ws.receive_texts()
+        request_id = json.loads(text)["id"]
+        await ws.send_texts(
+            [
+                json.dumps(
+                    {
+                        "jsonrpc": "2.0",
+                        "id": request_id,
+                        "error": {"code": -32000, "message": "busy"},
+                    }
+                )
+            ]
+        )
+        while True:
+            await ws.receive_texts()
+
+
+@pytest.mark.parametrize(
+    "handler", [_mute, _hang_up_at_once, _refuse_as_busy], ids=["mute", "closes", "busy"]
+)
 async def test_a_server_that_never_completes_the_session_fails_async_with(
     handler: Callable[[anyio.abc.SocketStream], Awaitable[None]],
 ) -> None:
