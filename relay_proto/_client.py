@@ -82,11 +82,11 @@ class ClientConnection:
         if jwt_token is not None:
             if project is not None or token is not None:
                 raise LocalProtocolError("pass either jwt_token or project+token, not both")
-            validate.non_empty_str("jwt_token", jwt_token)
+            validate.secret("jwt_token", jwt_token)
             self._auth: JSONObject = {"jwt_token": jwt_token}
         else:
             validate.non_empty_str("project", project)
-            validate.non_empty_str("token", token)
+            validate.secret("token", token)
             self._auth = {"project": project, "token": token}
         self._contexts = validate.contexts_list(contexts)
         self._agent = validate.non_empty_str("agent", agent)
@@ -576,7 +576,9 @@ class ClientConnection:
         elif method == "signalwire.disconnect":
             if message.id is not None:
                 self._outbox.append(wire.encode_ack(message.id))
-            restart = isinstance(params, dict) and params.get("restart") is True
+            if not isinstance(params, dict):
+                return  # PROTOCOL.md 2.2: answered, otherwise ignored
+            restart = params.get("restart") is True
             if restart:
                 self.protocol = None
                 self._authorization_state = None

@@ -35,6 +35,13 @@ def positive_int(where: str, value: Any) -> int:
     return value
 
 
+def secret(where: str, value: Any) -> str:
+    """Like ``non_empty_str`` for credentials: the error never shows the value."""
+    if not isinstance(value, str) or not value:
+        raise _fail(where, f"must be a non-empty string, got a {type(value).__name__}")
+    return value
+
+
 def number(where: str, value: Any) -> float:
     if not _is_number(value):
         raise _fail(where, f"must be a finite number, got {value!r}")

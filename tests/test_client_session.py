@@ -368,7 +368,7 @@ def test_disconnect_while_connecting_keeps_requests_held() -> None:
     c = Client()
     c.core.connect(now=0)
     c.sent()
-    [disc] = c.feed(request("d1", "signalwire.disconnect", None))
+    [disc] = c.feed(request("d1", "signalwire.disconnect", {}))
     assert disc == DisconnectRequested(restart=False)
     c.sent()
     held = c.core.ping(now=0)
@@ -379,6 +379,24 @@ def test_disconnect_while_connecting_keeps_requests_held() -> None:
     c.core.connection_lost(now=1)
     c.connect(protocol="p1")
     assert [f["id"] for f in c.sent()] == [held]
+
+
+def test_disconnect_whose_params_are_not_an_object_is_answered_and_ignored() -> None:
+    c = Client()
+    c.connect()
+    assert c.feed(request("d1", "signalwire.disconnect", ["restart"])) == []
+    assert c.sent() == [{"jsonrpc": "2.0", "id": "d1", "result": {}}]
+    assert c.core.state is SessionState.READY
+
+
+def test_credentials_never_appear_in_validation_errors() -> None:
+    with pytest.raises(LocalProtocolError) as info:
+        ClientConnection(project="p", token=b"PT-secret")  # type: ignore[arg-type]
+    assert "PT-secret" not in str(info.value)
+    assert "bytes" in str(info.value)
+    with pytest.raises(LocalProtocolError) as info:
+        ClientConnection(jwt_token=["JWT-secret"])  # type: ignore[arg-type]
+    assert "JWT-secret" not in str(info.value)
 
 
 def test_disconnect_notification_while_idle() -> None:
