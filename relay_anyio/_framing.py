@@ -21,6 +21,8 @@ Invariants (the reasons behind the code below):
   a ``Close`` or a ``FramingError`` the codec is finished: later input is ignored (nothing
   may follow a close frame; nothing can be trusted after a framing error).
 * Roles are strict: a server accepts only masked frames, a client only unmasked ones (1002).
+* Every frame a client encodes gets its own 4-byte key (RFC 6455 §5.3) from a pool that one
+  ``os.urandom`` call fills for 1024 frames; a key is never used twice.
 """
 
 from __future__ import annotations
@@ -54,11 +56,18 @@ _INVALID_DATA = 1007
 _MESSAGE_TOO_BIG = 1009
 
 _KEY_POOL_SIZE = 4096
+_KEYS_PER_POOL = _KEY_POOL_SIZE // 4
+#: Frames up to this size are masked with a precomputed repeat factor (see ``encode_texts``);
+#: the table costs ~33 KB. Bigger frames are rare and their per-frame overhead amortised.
+_REPEAT_LIMIT = 512
+#: ``_REPEAT[words]``: an integer with a 1 at the bottom of each of ``words`` 32-bit words.
+_REPEAT = [((1 << (32 * words)) - 1) // 0xFFFFFFFF for words in range(_REPEAT_LIMIT // 4 + 1)]
 
 _pack_short = struct.Struct("!BBH").pack
 _pack_long = struct.Struct("!BBQ").pack
 _unpack_short = struct.Struct("!H").unpack_from
 _unpack_long = struct.Struct("!Q").unpack_from
+_unpack_keys = struct.Struct(f"<{_KEYS_PER_POOL}I").unpack
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -126,7 +135,8 @@ def _header(opcode_byte: int, size: int, masked: int) -> bytes:
 
 
 _TEXT_HEADERS = [bytes((0x81, size)) for size in range(126)]
-_MASKED_TEXT_HEADERS = [bytes((0x81, _MASK_BIT | size)) for size in range(126)]
+#: Precomputed headers of masked text frames up to ``_REPEAT_LIMIT`` (no struct.pack per frame).
+_MASKED_TEXT_HEADERS = [_header(0x81, size, _MASK_BIT) for size in range(_REPEAT_LIMIT)]
 
 
 class FrameCodec:
@@ -144,7 +154,8 @@ class FrameCodec:
         "_frag_opcode",
         "_frag_parts",
         "_frag_size",
-        "_key_offset",
+        "_key_index",
+        "_key_ints",
         "_keys",
         "_max_size",
         "_pos",
@@ -162,7 +173,8 @@ class FrameCodec:
         self._frag_parts: list[bytes | bytearray] = []
         self._frag_size = 0
         self._keys = b""
-        self._key_offset = _KEY_POOL_SIZE  # refilled on first use
+        self._key_ints: tuple[int, ...] = ()
+        self._key_index = _KEYS_PER_POOL  # refilled on first use
 
     @property
     def finished(self) -> bool:
@@ -329,7 +341,8 @@ class FrameCodec:
         """Frames for whole text messages, one unfragmented frame each, in one buffer.
 
         A client masks each frame with its own 4-byte key, taken from a pool that
-        ``os.urandom`` refills 1024 keys at a time (one system call per 1024 frames).
+        ``os.urandom`` refills 1024 keys at a time (one system call per 1024 frames). Each
+        frame's masking is a handful of big-int operations, the whole payload at once.
         """
         parts: list[bytes] = []
         append = parts.append
@@ -340,29 +353,50 @@ class FrameCodec:
                 append(_TEXT_HEADERS[size] if size < 126 else _header(0x81, size, 0))
                 append(data)
             return b"".join(parts)
+        keys = self._keys
+        key_ints = self._key_ints
+        index = self._key_index
         for text in texts:
             data = text.encode()
             size = len(data)
-            key = self._key()
-            append(_MASKED_TEXT_HEADERS[size] if size < 126 else _header(0x81, size, _MASK_BIT))
-            append(key)
-            if size:
-                stream = (key * ((size >> 2) + 1))[:size]
-                append(
-                    (int.from_bytes(data, "little") ^ int.from_bytes(stream, "little")).to_bytes(
-                        size, "little"
-                    )
-                )
+            if index >= _KEYS_PER_POOL:
+                keys, key_ints = self._refill_keys()
+                index = 0
+            key = keys[index << 2 : (index << 2) + 4]
+            if size < _REPEAT_LIMIT:
+                append(_MASKED_TEXT_HEADERS[size])
+                append(key)
+                # The key repeated over the payload is ONE multiplication: the key's integer
+                # times 0x..00000001_00000001 (one 1 per 32-bit word; words = ceil(size/4)).
+                # That skips building and converting a repeated-key bytes object per frame.
+                words = (size + 3) >> 2
+                masked = int.from_bytes(data, "little") ^ key_ints[index] * _REPEAT[words]
+                append(masked.to_bytes(words << 2, "little")[:size])
+            else:
+                append(_header(0x81, size, _MASK_BIT))
+                append(key)
+                append(mask(data, key))
+            index += 1
+        self._key_index = index
         return b"".join(parts)
 
     def _key(self) -> bytes:
-        """A fresh masking key."""
-        offset = self._key_offset
-        if offset >= _KEY_POOL_SIZE:
-            self._keys = os.urandom(_KEY_POOL_SIZE)
-            offset = 0
-        self._key_offset = offset + 4
-        return self._keys[offset : offset + 4]
+        """A fresh masking key (for control frames)."""
+        index = self._key_index
+        keys = self._keys
+        if index >= _KEYS_PER_POOL:
+            keys, _ = self._refill_keys()
+            index = 0
+        self._key_index = index + 1
+        return keys[index << 2 : (index << 2) + 4]
+
+    def _refill_keys(self) -> tuple[bytes, tuple[int, ...]]:
+        """One ``os.urandom`` call for the next 1024 keys, also unpacked to integers at once
+        (one ``struct`` call instead of an ``int.from_bytes`` per frame)."""
+        keys = self._keys = os.urandom(_KEY_POOL_SIZE)
+        key_ints = self._key_ints = _unpack_keys(keys)
+        self._key_index = 0
+        return keys, key_ints
 
     def encode_ping(self, payload: bytes = b"") -> bytes:
         return self._control(_PING, payload)

@@ -484,6 +484,29 @@ def test_masking_keys_are_fresh_per_frame_and_the_pool_refills() -> None:
     assert wsproto_messages(server, [wire]) == texts
 
 
+def test_masked_frames_are_byte_exact_at_every_size_and_pool_position() -> None:
+    """Every payload size across the header (125/126) and mask-table (511/512) boundaries,
+    with keys at every position of a pool and across a refill: the wire is exactly header,
+    key, payload XOR the repeated key (``mask``, a byte loop's twin), and wsproto agrees."""
+    codec = FrameCodec(client=True, max_message_size=LIMIT)
+    texts = [("é" * size)[: size // 2] + "x" * (size % 2) for size in range(1100)]
+    wire = codec.encode_texts(texts)
+    offset = 0
+    for text in texts:
+        data = text.encode()
+        size = len(data)
+        head = bytes((0x81, 0x80 | size)) if size < 126 else struct.pack("!BBH", 0x81, 0xFE, size)
+        assert wire[offset : offset + len(head)] == head
+        offset += len(head)
+        key = wire[offset : offset + 4]
+        offset += 4
+        assert wire[offset : offset + size] == mask(data, key)
+        offset += size
+    assert offset == len(wire)
+    _, server = open_pair()
+    assert wsproto_messages(server, [wire]) == texts
+
+
 def test_encode_close_rules() -> None:
     codec = FrameCodec(client=False, max_message_size=LIMIT)
     assert codec.encode_close(1005) == b"\x88\x00"  # no status: no payload

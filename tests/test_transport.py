@@ -54,10 +54,10 @@ from relay_anyio._errors import (
     request_error,
 )
 from relay_anyio._framers import Framing, make_framer
+from relay_anyio._handshake import _feed_head
 from relay_anyio._transport import (
     ParsedURL,
     WebSocket,
-    _feed_head,
     accept_websocket,
     build_url,
     connect_websocket,
