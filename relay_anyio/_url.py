@@ -108,20 +108,20 @@ def _split_netloc(netloc: str, default_port: int) -> tuple[str, int]:
     try:
         parts = urlsplit(f"//{netloc}")
         hostname, port = parts.hostname, parts.port
-    except ValueError as exc:
-        raise ConfigurationError(f"invalid host {netloc!r}: {exc}") from None
+    except ValueError:  # its message quotes the input: a secret pasted by mistake?
+        raise ConfigurationError("invalid host: expected a name, an address or host:port") from None
     if not hostname or port == 0:
-        raise ConfigurationError(f"invalid host {netloc!r}")
+        raise ConfigurationError("invalid host: a host name and a port from 1 to 65535")
     if netloc.startswith("["):
         try:
             ipaddress.IPv6Address(hostname)
         except ValueError:
-            raise ConfigurationError(f"invalid IPv6 address {hostname!r}") from None
+            raise ConfigurationError("invalid host: not a valid IPv6 address") from None
     else:
         try:
             hostname.encode("idna")
         except UnicodeError:
-            raise ConfigurationError(f"invalid host name {hostname!r}") from None
+            raise ConfigurationError("invalid host: not a valid host name") from None
     return hostname, default_port if port is None else port
 
 

@@ -1194,3 +1194,10 @@ def test_dial_errors_list_each_leg() -> None:
     assert str(timeout) == "no answer within 30 s; legs: +15550001: busy"
     assert isinstance(timeout, TimeoutError)
     assert str(DialFailedError()) == "dial failed"
+
+
+@pytest.mark.parametrize("host", ["example.com:PT-secret", "[PT-secret::1]", "PT-secret..x"])
+def test_invalid_host_errors_never_quote_the_input(host: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        build_url(host=host)
+    assert "PT-secret" not in str(info.value)
