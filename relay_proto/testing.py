@@ -144,11 +144,15 @@ class Pair:
         self.connections.append(self.server)
         return self.pump()
 
-    def drop(self) -> list[Event]:
-        """Lose the socket abruptly (no-op while disconnected); undelivered frames are lost."""
+    def drop(self, *, written: bool = True) -> list[Event]:
+        """Lose the socket abruptly (no-op while disconnected); undelivered frames are lost.
+
+        ``written``: whether what the client had queued was drained (written to the dying
+        socket, so its fate is unknown) or never left the client before the loss.
+        """
         if self.server is None:
             return []
-        return self._lose(self.server)
+        return self._lose(self.server, written=written)
 
     def reconnect(self) -> list[Event]:
         """``drop()`` (if connected), then ``connect()``."""
@@ -176,11 +180,10 @@ class Pair:
         self.events.extend(events)
         return events
 
-    def _lose(self, server: ServerConnection) -> list[Event]:
+    def _lose(self, server: ServerConnection, *, written: bool = True) -> list[Event]:
         self.server = None
-        # What the client had queued is written to the dying socket and never arrives
-        # (the frames it loses unwritten are the core's own business: connection_lost).
-        self.client_frames.extend(self.client.data_to_send())
+        if written:  # written to the dying socket: it never arrives
+            self.client_frames.extend(self.client.data_to_send())
         server.connection_lost(self._now)
         events = self.client.connection_lost(now=self._now)
         self.events.extend(events)

@@ -650,6 +650,25 @@ def test_dial_lost_with_the_socket_is_not_resent(make_pair: MakePair) -> None:
     assert len(dials) == 1
 
 
+@pytest.mark.parametrize("refuse_resume", [False, True])
+def test_dial_never_written_before_the_drop_goes_out_on_the_next_socket(
+    make_pair: MakePair, refuse_resume: bool
+) -> None:
+    """The socket died before the client drained its outbox: the server cannot have seen
+    the dial, so it is held and written once on the next socket, restored or not."""
+    pair = make_pair(scenario=scenario(A=answer(after=1)))
+    pair.connect()
+    tag = pair.client.dial([[phone(A)]], now=pair.now, dial_timeout=20)
+    pair.drop(written=False)
+    assert not any(json.loads(f).get("method") == "calling.dial" for f in pair.client_frames)
+    pair.simulator.scenario.faults = Faults(refuse_resume=refuse_resume)
+    assert only(pair.connect(), Connected).session_restored is not refuse_resume
+    resolution = resolve(pair, tag)
+    assert isinstance(resolution, DialAnswered)
+    dials = [f for f in pair.client_frames if json.loads(f).get("method") == "calling.dial"]
+    assert len(dials) == 1
+
+
 def test_dial_made_while_disconnected_goes_out_on_connect(make_pair: MakePair) -> None:
     pair = make_pair(scenario=scenario(A=answer(after=1)))
     tag = pair.client.dial([[phone(A)]], now=pair.now)
