@@ -122,6 +122,8 @@ class RelayClient:
         backoff_max: float = 30.0,
         ping_interval: float | None = 30.0,
         silence_timeout: float | None = 90.0,
+        tombstone_grace: float = 60.0,
+        max_queued: int = 10_000,
         cleanup_timeout: float = 5.0,
         close_timeout: float = 2.0,
         write_timeout: float = 10.0,
@@ -140,6 +142,8 @@ class RelayClient:
                 agent=agent,
                 ping_interval=ping_interval,
                 silence_timeout=silence_timeout,
+                tombstone_grace=tombstone_grace,
+                max_queued=max_queued,
             )
         except LocalProtocolError as exc:
             raise ConfigurationError(str(exc)) from None
