@@ -28,6 +28,9 @@ class DialStatus(enum.Enum):
     DEAD = "dead"
 
 
+_NO_DEVICE: JSONObject = {}
+
+
 @dataclass(slots=True)
 class LegRecord:
     call_id: str
@@ -62,7 +65,16 @@ class DialRecord:
     legs: dict[str, LegRecord] = field(default_factory=dict)
 
     def legs_snapshot(self) -> tuple[Leg, ...]:
-        return tuple([leg.snapshot() for leg in self.legs.values()])  # a list: no generator
+        """The legs for the event that resolves the dial (called once, at resolution).
+
+        The record then becomes a tombstone, which needs only ids and states: the device
+        objects (parsed JSON, now owned by the event) are let go, so that the tombstones
+        of a busy client hold little and give the garbage collector little to walk.
+        """
+        legs = tuple([leg.snapshot() for leg in self.legs.values()])  # a list: no generator
+        for leg in self.legs.values():
+            leg.device = _NO_DEVICE
+        return legs
 
     def needs_end(self, leg: LegRecord) -> bool:
         """Whether ``leg`` must be ended now to keep the no-orphan promise."""
