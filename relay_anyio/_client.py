@@ -65,6 +65,7 @@ from relay_proto import (
     RequestSucceeded,
     UnhandledEvent,
 )
+from relay_proto import _validate as validate
 
 from ._calls import Call
 from ._errors import (
@@ -77,7 +78,7 @@ from ._errors import (
     request_error,
 )
 from ._link import Link
-from ._transport import build_url
+from ._transport import DEFAULT_MAX_MESSAGE_SIZE, build_url
 from ._waiters import InboundCalls, Slot
 
 logger = logging.getLogger("relay_anyio")
@@ -128,7 +129,7 @@ class RelayClient:
         close_timeout: float = 2.0,
         write_timeout: float = 10.0,
         hangup_on_exit: bool = True,
-        max_message_size: int = 10 * 1024 * 1024,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         inbound_buffer: int = 64,
         on_event: Callable[[Event], None] | None = None,
     ) -> None:
@@ -145,40 +146,47 @@ class RelayClient:
                 tombstone_grace=tombstone_grace,
                 max_queued=max_queued,
             )
+            # The core's validators name the field; they are the adapter's too.
+            timeouts = {
+                name: validate.positive_number(name, value)
+                for name, value in (
+                    ("connect_timeout", connect_timeout),
+                    ("backoff_initial", backoff_initial),
+                    ("backoff_max", backoff_max),
+                    ("cleanup_timeout", cleanup_timeout),
+                    ("close_timeout", close_timeout),
+                    ("write_timeout", write_timeout),
+                )
+            }
+            attempts = validate.positive_int("connect_attempts", connect_attempts)
+            auth = validate.positive_int("auth_attempts", auth_attempts)
+            validate.positive_int("max_message_size", max_message_size)
+            if isinstance(inbound_buffer, bool) or not isinstance(inbound_buffer, int):
+                raise LocalProtocolError(
+                    f"inbound_buffer: must be an int >= 0, got {inbound_buffer!r}"
+                )
+            if inbound_buffer < 0:
+                raise LocalProtocolError(f"inbound_buffer: must be >= 0, got {inbound_buffer}")
         except LocalProtocolError as exc:
             raise ConfigurationError(str(exc)) from None
-        for name, value in (
-            ("connect_timeout", connect_timeout),
-            ("backoff_initial", backoff_initial),
-            ("backoff_max", backoff_max),
-            ("cleanup_timeout", cleanup_timeout),
-            ("close_timeout", close_timeout),
-            ("write_timeout", write_timeout),
-        ):
-            if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-                raise ConfigurationError(f"{name}: must be a finite number > 0, got {value!r}")
-        self._cleanup_timeout = float(cleanup_timeout)
-        self._close_timeout = float(close_timeout)
+        self._cleanup_timeout = timeouts["cleanup_timeout"]
+        self._close_timeout = timeouts["close_timeout"]
         self._link = Link(
             self,
             parsed_url,
             ssl_context=ssl_context,
-            connect_timeout=float(connect_timeout),
-            connect_attempts=max(1, int(connect_attempts)),
-            auth_attempts=max(1, int(auth_attempts)),
-            backoff_initial=float(backoff_initial),
-            backoff_max=float(backoff_max),
-            close_timeout=float(close_timeout),
-            write_timeout=float(write_timeout),
+            connect_timeout=timeouts["connect_timeout"],
+            connect_attempts=attempts,
+            auth_attempts=auth,
+            backoff_initial=timeouts["backoff_initial"],
+            backoff_max=timeouts["backoff_max"],
+            close_timeout=timeouts["close_timeout"],
+            write_timeout=timeouts["write_timeout"],
             max_message_size=max_message_size,
         )
         self._hangup_on_exit = hangup_on_exit
         self._on_event = on_event
         self._on_call: Callable[[Call], Awaitable[None]] | None = None
-        if isinstance(inbound_buffer, bool) or not isinstance(inbound_buffer, int):
-            raise ConfigurationError(f"inbound_buffer: must be an int >= 0, got {inbound_buffer!r}")
-        if inbound_buffer < 0:
-            raise ConfigurationError(f"inbound_buffer: must be an int >= 0, got {inbound_buffer!r}")
         self._inbound_buffer = inbound_buffer
         # Created by __aenter__ and closed by __aexit__ (an unclosed stream warns).
         self._inbound_send: MemoryObjectSendStream[Call] | None = None
