@@ -29,7 +29,7 @@ def _is_number(value: Any) -> bool:
 
 def positive_int(where: str, value: Any) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
-        raise _fail(where, f"must be an integer number of seconds, got {value!r}")
+        raise _fail(where, f"must be an integer, got {value!r}")
     if value <= 0:
         raise _fail(where, f"must be > 0, got {value}")
     return value
