@@ -358,6 +358,12 @@ async def test_concurrent_senders_never_interleave() -> None:
         assert len(tasks_seen) == 20
 
 
+async def _until_waiting_for_the_lock(ws: WebSocket) -> None:
+    """Yield until a second sender is queued on the send lock (bounded by the caller)."""
+    while ws._send_lock.statistics().tasks_waiting == 0:
+        await anyio.lowlevel.checkpoint()
+
+
 async def test_send_from_drains_inside_the_lock() -> None:
     with anyio.fail_after(TIMEOUT):
         stream = FakeStream()
@@ -373,7 +379,7 @@ async def test_send_from_drains_inside_the_lock() -> None:
             tg.start_soon(ws.send_text, "first")
             await stream.write_started.wait()  # "first" holds the lock, blocked in its write
             tg.start_soon(ws.send_from, drain)
-            await anyio.lowlevel.checkpoint()
+            await _until_waiting_for_the_lock(ws)
             assert drained == []
             stream.write_gate.set()
         assert drained == ["now"]
@@ -401,7 +407,7 @@ async def test_cancelled_while_waiting_for_the_lock_sends_nothing() -> None:
             tg.start_soon(ws.send_text, "first")
             await stream.write_started.wait()
             tg.start_soon(waiter, scope)
-            await anyio.lowlevel.checkpoint()
+            await _until_waiting_for_the_lock(ws)
             scope.cancel()
             await anyio.lowlevel.checkpoint()
             stream.write_gate.set()
