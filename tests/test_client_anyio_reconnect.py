@@ -48,6 +48,18 @@ class Watch:
                 if len(self.connected) >= count:
                     flag.set()
 
+    def on_next_ringing(
+        self, tg: anyio.abc.TaskGroup, action: Callable[[], Awaitable[None]]
+    ) -> None:
+        """Run ``action`` as soon as a leg rings (from now on)."""
+        self.ringing = anyio.Event()
+
+        async def when_ringing() -> None:
+            await self.ringing.wait()
+            await action()
+
+        tg.start_soon(when_ringing)
+
     async def connections(self, count: int) -> None:
         flag = anyio.Event()
         self._waiters.append((count, flag))
@@ -62,12 +74,7 @@ async def test_dial_survives_a_dropped_socket() -> None:
     watch = Watch()
     async with serve_simulator(scenario=plan) as sim, make_client(sim, on_event=watch) as client:
         async with anyio.create_task_group() as tg:
-
-            async def drop_when_ringing() -> None:
-                await watch.ringing.wait()
-                await sim.drop_all()
-
-            tg.start_soon(drop_when_ringing)
+            watch.on_next_ringing(tg, sim.drop_all)
             with anyio.fail_after(BOUND):
                 call = await client.dial(devices=[[phone(A)]])
         assert client.connections == 2
@@ -124,12 +131,7 @@ async def test_dial_survives_a_server_disconnect_while_ringing() -> None:
     watch = Watch()
     async with serve_simulator(scenario=plan) as sim, make_client(sim, on_event=watch) as client:
         async with anyio.create_task_group() as tg:
-
-            async def disconnect_when_ringing() -> None:
-                await watch.ringing.wait()
-                await sim.disconnect_all()
-
-            tg.start_soon(disconnect_when_ringing)
+            watch.on_next_ringing(tg, sim.disconnect_all)
             with anyio.fail_after(BOUND):
                 call = await client.dial(devices=[[phone(A)]])
         assert client.connections == 2
@@ -162,13 +164,7 @@ async def test_refused_resume_fails_the_pending_dial_and_loses_calls() -> None:
             call = await client.dial(devices=[[phone(A)]])
         sim.scenario.faults = Faults(refuse_resume=True)
         async with anyio.create_task_group() as tg:
-
-            async def drop_when_ringing() -> None:
-                await watch.ringing.wait()
-                await sim.drop_all()
-
-            watch.ringing = anyio.Event()
-            tg.start_soon(drop_when_ringing)
+            watch.on_next_ringing(tg, sim.drop_all)
             with anyio.fail_after(BOUND), pytest.raises(ConnectionLostError):
                 await client.dial(devices=[[phone(B)]])
         assert client.connections == 2
