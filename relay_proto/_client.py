@@ -484,6 +484,7 @@ class ClientConnection:
                 self.protocol = None
                 self._authorization_state = None
                 self._reset_session(events)
+                self._had_session = False  # already reset: the next session starts clean
             return
         result = message.result
         if not isinstance(result, dict):
