@@ -40,8 +40,7 @@ from typing import Any
 
 from relay_proto import ClientConnection, DialAnswered, Event
 from relay_proto import _wire as wire
-from relay_proto._scenario import Outcome, OutcomeKind, Scenario
-from relay_proto._server import ServerConnection, Simulator
+from relay_proto.simulator import Outcome, OutcomeKind, Scenario, ServerConnection, Simulator
 
 TARGET_CLIENT_US = 100.0
 

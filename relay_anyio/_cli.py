@@ -20,7 +20,7 @@ from typing import Any, TextIO
 import anyio
 
 from relay_proto import CallStateChanged, Event, LocalProtocolError
-from relay_proto._scenario import Scenario
+from relay_proto.simulator import Scenario
 
 from ._client import RelayClient
 from ._errors import (

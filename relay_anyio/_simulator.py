@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -25,8 +24,7 @@ import anyio
 import anyio.abc
 
 from relay_proto import RemoteProtocolError
-from relay_proto._scenario import Scenario
-from relay_proto._server import LiveCall, ServerConnection, Simulator
+from relay_proto.simulator import LiveCall, Scenario, ServerConnection, Simulator, uuid4_batched
 
 from ._errors import ConnectionLostError, ProtocolViolationError, RelayError
 from ._transport import WebSocket, accept_websocket
@@ -159,24 +157,6 @@ class SimulatorServer:
                 await ws.aclose(timeout=1.0)
 
 
-def uuid4_strings(batch: int = 512) -> Callable[[], str]:
-    """An id factory of random version-4 UUID strings, several times cheaper than
-    ``str(uuid.uuid4())`` (which was ~15% of the simulator's CPU: it mints an id for
-    every event): the OS randomness is read ``batch`` ids at a time and sliced. Each id
-    keeps 120 random bits (the variant nibble is always ``8``, one of the four allowed)."""
-    hexes, pos = "", 0
-
-    def new_id() -> str:
-        nonlocal hexes, pos
-        if pos >= len(hexes):
-            hexes, pos = os.urandom(15 * batch).hex(), 0
-        h = hexes[pos : pos + 30]
-        pos += 30
-        return f"{h[:8]}-{h[8:12]}-4{h[12:15]}-8{h[15:18]}-{h[18:]}"
-
-    return new_id
-
-
 @asynccontextmanager
 async def serve_simulator(
     *,
@@ -197,7 +177,7 @@ async def serve_simulator(
         credentials=credentials,
         scenario=scenario,
         resume_grace=resume_grace,
-        id_factory=uuid4_strings(),
+        id_factory=uuid4_batched(),
         epoch=time.time() - anyio.current_time(),
     )
     listener = await anyio.create_tcp_listener(local_host=host, local_port=port)

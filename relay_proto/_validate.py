@@ -1,19 +1,29 @@
-"""Input validation and normalisation for requests built by the client core.
+"""The one rule set for request params, shared by the client core and the simulator.
 
-Everything here raises ``LocalProtocolError`` naming the offending field, and returns
-fresh JSON-ready values (the caller's objects are never mutated or kept).
+Every rule raises ``LocalProtocolError`` naming the offending field. The client calls the
+normalising functions (``devices_plan``, ``media_list``, ``json_params``, ...), which return
+fresh JSON-ready values (the caller's objects are never mutated or kept). The simulator
+calls the ``check_*`` functions on parsed wire params, which accept only the nested wire
+form, copy nothing, and apply the same per-field rules (it answers a failure with a
+JSON-RPC ``-32602`` carrying the message).
+
+Invariant: a number accepted here is finite and at most ``MAX_NUMBER`` in size, so it
+converts to a float and any deadline computed from it means something.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 from ._errors import LocalProtocolError
+from ._wire import JSONObject
 
-JSONObject = dict[str, Any]
+#: Bound on every number a rule accepts (about 31,700 years in seconds): beyond it, ints no
+#: longer convert to float and deadlines stop meaning anything.
+MAX_NUMBER = 1e12
 
 _E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 _SIP_URI = re.compile(r"sips?:[^\s]+")
@@ -24,7 +34,12 @@ def _fail(where: str, problem: str) -> LocalProtocolError:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    # comparisons (not float()) so a huge int is refused instead of overflowing; NaN fails
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and -MAX_NUMBER <= value <= MAX_NUMBER
+    )
 
 
 def positive_int(where: str, value: Any) -> int:
@@ -32,6 +47,14 @@ def positive_int(where: str, value: Any) -> int:
         raise _fail(where, f"must be an integer, got {value!r}")
     if value <= 0:
         raise _fail(where, f"must be > 0, got {value}")
+    if value > MAX_NUMBER:
+        raise _fail(where, f"must be at most {MAX_NUMBER:.0e}, got {value}")
+    return value
+
+
+def non_negative_int(where: str, value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_NUMBER:
+        raise _fail(where, f"must be an integer from 0 to {MAX_NUMBER:.0e}, got {value!r}")
     return value
 
 
@@ -44,13 +67,13 @@ def secret(where: str, value: Any) -> str:
 
 def number(where: str, value: Any) -> float:
     if not _is_number(value):
-        raise _fail(where, f"must be a finite number, got {value!r}")
+        raise _fail(where, f"must be a finite number (at most {MAX_NUMBER:.0e}), got {value!r}")
     return float(value)
 
 
 def positive_number(where: str, value: Any) -> float:
     if not _is_number(value) or value <= 0:
-        raise _fail(where, f"must be a finite number > 0, got {value!r}")
+        raise _fail(where, f"must be a finite number > 0 (at most {MAX_NUMBER:.0e}), got {value!r}")
     return float(value)
 
 
@@ -74,9 +97,6 @@ def _phone(where: str, params: JSONObject) -> None:
         if key not in params:
             raise _fail(f"{where}.{key}", "is required for a phone device")
         raise _fail(f"{where}.{key}", f"must be an E.164 number like +15551234567, got {value!r}")
-    for key in ("timeout", "max_duration"):
-        if key in params:
-            positive_int(f"{where}.{key}", params[key])
 
 
 def _sip(where: str, params: JSONObject) -> None:
@@ -84,8 +104,6 @@ def _sip(where: str, params: JSONObject) -> None:
         if key not in params:
             raise _fail(f"{where}.{key}", "is required for a sip device")
         _sip_uri(f"{where}.{key}", params[key])
-    if "timeout" in params:
-        positive_int(f"{where}.timeout", params["timeout"])
     headers = params.get("headers")
     if headers is not None:
         if not isinstance(headers, list):
@@ -101,6 +119,19 @@ def _sip(where: str, params: JSONObject) -> None:
                 raise _fail(f"{here}.value", "must be a string")
 
 
+def _device_params(where: str, dtype: object, params: JSONObject) -> None:
+    """The rules of one device's params (open set of types: the others pass through)."""
+    if dtype == "phone":
+        _phone(where, params)
+    elif dtype == "sip":
+        _sip(where, params)
+    # Ring and call limits, whatever the type (the simulator counts with them).
+    if "timeout" in params:
+        positive_int(f"{where}.timeout", params["timeout"])
+    if "max_duration" in params:
+        positive_int(f"{where}.max_duration", params["max_duration"])
+
+
 def _device(where: str, device: Any) -> JSONObject:
     if type(device) is not dict and not isinstance(device, Mapping):
         raise _fail(where, f"a device must be an object with 'type' and 'params', got {device!r}")
@@ -111,10 +142,7 @@ def _device(where: str, device: Any) -> JSONObject:
     if type(params) is not dict and not isinstance(params, Mapping):
         raise _fail(f"{where}.params", "must be an object")
     params = _deep_copy(params, where, ".params")
-    if dtype == "phone":
-        _phone(f"{where}.params", params)
-    elif dtype == "sip":
-        _sip(f"{where}.params", params)
+    _device_params(f"{where}.params", dtype, params)
     # The rest of the device, with a placeholder where the params (copied above) go: one
     # copy of them, not two, and the caller's key order kept.
     out: JSONObject = _deep_copy(
@@ -176,28 +204,47 @@ def _deep_copy(value: Any, where: str, suffix: str = "") -> Any:
         raise _fail(where + suffix + "".join(reversed(bad.path)), bad.problem) from None
 
 
-def devices_plan(devices: Any) -> list[list[JSONObject]]:
-    """Validate a dial plan: a non-empty list of non-empty lists of devices."""
+def _is_list(value: Any) -> bool:
     # ``type(...) is list`` first: the usual case without the (slow) ABC checks.
-    if type(devices) is not list and (
-        isinstance(devices, str | bytes | Mapping) or not isinstance(devices, Sequence)
-    ):
+    return type(value) is list or (
+        not isinstance(value, str | bytes | Mapping) and isinstance(value, Sequence)
+    )
+
+
+def _plan(devices: Any, device: Callable[[str, Any], JSONObject]) -> list[list[JSONObject]]:
+    """A dial plan's shape (a non-empty list of non-empty lists), ``device`` for each one."""
+    if not _is_list(devices):
         raise _fail("devices", "must be a list of lists of devices, e.g. [[{...}], [{...}]]")
     if not devices:
         raise _fail("devices", "must contain at least one group")
     plan: list[list[JSONObject]] = []
     for g, group in enumerate(devices):
-        if type(group) is not list and (
-            isinstance(group, str | bytes | Mapping) or not isinstance(group, Sequence)
-        ):
+        if not _is_list(group):
             raise _fail(
                 f"devices[{g}]",
                 "must be a list of devices (the outer list is serial, inner lists ring at once)",
             )
         if not group:
             raise _fail(f"devices[{g}]", "must contain at least one device")
-        plan.append([_device(f"devices[{g}][{d}]", device) for d, device in enumerate(group)])
+        plan.append([device(f"devices[{g}][{d}]", item) for d, item in enumerate(group)])
     return plan
+
+
+def devices_plan(devices: Any) -> list[list[JSONObject]]:
+    """Validate a dial plan: a non-empty list of non-empty lists of devices."""
+    return _plan(devices, _device)
+
+
+def _media_params(where: str, mtype: str, params: JSONObject) -> None:
+    """The rules of one media item's params (open set of types: the others pass through)."""
+    if mtype == "tts":
+        non_empty_str(f"{where}.text", params.get("text"))
+    elif mtype == "audio":
+        non_empty_str(f"{where}.url", params.get("url"))
+    elif mtype == "ringtone":
+        non_empty_str(f"{where}.name", params.get("name"))
+    if mtype == "silence" or "duration" in params:
+        positive_number(f"{where}.duration", params.get("duration"))
 
 
 def media_list(media: Any) -> list[JSONObject]:
@@ -211,23 +258,22 @@ def media_list(media: Any) -> list[JSONObject]:
             raise _fail(where, "must be an object like {'type': 'tts', 'text': 'Hello!'}")
         mtype = non_empty_str(f"{where}.type", item.get("type"))
         if "params" in item:
-            extra = set(item) - {"type", "params"}
-            if extra:
-                raise _fail(where, f"mixes nested 'params' with flat keys {sorted(extra)}")
+            _nested_only(where, item)
             params = item["params"]
             if not isinstance(params, Mapping):
                 raise _fail(f"{where}.params", "must be an object")
         else:
             params = {key: value for key, value in item.items() if key != "type"}
         params = _deep_copy(params, f"{where}.params")
-        if mtype == "tts":
-            non_empty_str(f"{where}.text", params.get("text"))
-        elif mtype == "audio":
-            non_empty_str(f"{where}.url", params.get("url"))
-        elif mtype == "silence":
-            positive_number(f"{where}.duration", params.get("duration"))
+        _media_params(where, mtype, params)
         out.append({"type": mtype, "params": params})
     return out
+
+
+def _nested_only(where: str, item: Mapping[str, Any]) -> None:
+    extra = set(item) - {"type", "params"}
+    if extra:
+        raise _fail(where, f"mixes nested 'params' with flat keys {sorted(extra)}")
 
 
 def json_params(where: str, value: Any) -> JSONObject:
@@ -240,3 +286,59 @@ def contexts_list(value: Any) -> list[str]:
     if isinstance(value, str) or not isinstance(value, Sequence):
         raise _fail("contexts", "must be a list of context names")
     return [non_empty_str(f"contexts[{i}]", item) for i, item in enumerate(value)]
+
+
+# ---- the same rules on parsed wire params (the simulator) -----------------------------
+
+
+def _wire_device(where: str, device: Any) -> JSONObject:
+    if type(device) is not dict:
+        raise _fail(where, f"a device must be an object with 'type' and 'params', got {device!r}")
+    dtype = non_empty_str(f"{where}.type", device.get("type"))
+    params = device.get("params")
+    if type(params) is not dict:
+        raise _fail(f"{where}.params", "must be an object")
+    _device_params(f"{where}.params", dtype, params)
+    return device
+
+
+class DialRequest(NamedTuple):
+    """The checked params of a ``calling.dial`` request (the devices as given, not copied)."""
+
+    tag: str
+    plan: list[list[JSONObject]]
+    node_id: str | None
+    max_duration: int | None
+
+
+def check_dial(params: JSONObject) -> DialRequest:
+    """The rules ``ClientConnection.dial`` applies, on the wire form of its params."""
+    tag = non_empty_str("tag", params.get("tag"))
+    plan = _plan(params.get("devices"), _wire_device)
+    for name in ("region", "node_id"):
+        if name in params:
+            non_empty_str(name, params[name])
+    if "max_price_per_minute" in params:
+        positive_number("max_price_per_minute", params["max_price_per_minute"])
+    max_duration = params.get("max_duration")
+    if max_duration is not None:
+        positive_int("max_duration", max_duration)
+    return DialRequest(tag, plan, params.get("node_id"), max_duration)
+
+
+def check_media(where: str, item: Any) -> tuple[str, JSONObject]:
+    """One wire media item, nested form only: ``(type, params)``."""
+    if type(item) is not dict or type(item.get("params")) is not dict:
+        raise _fail(where, 'must be an object with "type" and a nested "params" object')
+    mtype = non_empty_str(f"{where}.type", item.get("type"))
+    _nested_only(where, item)
+    params: JSONObject = item["params"]
+    _media_params(where, mtype, params)
+    return mtype, params
+
+
+def check_contexts(value: Any) -> list[str]:
+    """A wire ``contexts`` list (the rule of ``contexts_list``, lists only)."""
+    if type(value) is not list:
+        raise _fail("contexts", "must be a list of context names")
+    return contexts_list(value)

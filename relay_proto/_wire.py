@@ -196,3 +196,138 @@ def result_failure(result: Any) -> tuple[int, str] | None:
     message = result.get("message")
     number = int(code) if code.isascii() and code.isdigit() else -1
     return number, message if isinstance(message, str) else ""
+
+
+# ---- server side: the simulator's frames ----------------------------------------------
+#
+# The simulator sends about nine events per dial and reads as many acks: its frames are
+# built from pieces encoded once (per session, per leg) and acks are recognised by their
+# text. ``test_server_frames`` pins every piece to what a plain encoder / decoder makes of
+# the same values, byte for byte.
+
+encode_string = _encode_str  # one JSON string literal, ASCII-only (the C helper)
+
+# The settings of ``dumps`` for a lone number (an int stamp, or its ValueError on NaN).
+_encode_number = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=False).encode
+
+# An ack as ``encode_ack`` writes it: ``_ACK_HEAD + id + _ACK_TAIL``.
+_ACK_HEAD = '{"jsonrpc":"2.0","id":"'
+_ACK_TAIL = '","result":{}}'
+_ACK_START, _ACK_END = len(_ACK_HEAD), -len(_ACK_TAIL)
+
+
+def parse_ack(text: str | bytes) -> str | None:
+    """The id of an ack (an empty result with a string id) in the compact form, or None.
+
+    Reason: acks are half the frames a server reads, and a prefix/suffix test is several
+    times cheaper than ``parse``. Correct for any text: between the fixed head and tail, a
+    run of printable characters without ``"`` or ``\\`` is a JSON string that means exactly
+    itself, so a non-None answer is what ``parse`` would give. Anything else (escapes,
+    other key orders, white space) returns None and must go through ``parse``.
+    """
+    if type(text) is not str or not (text.startswith(_ACK_HEAD) and text.endswith(_ACK_TAIL)):
+        return None
+    event_id = text[_ACK_START:_ACK_END]
+    if '"' in event_id or "\\" in event_id or not event_id.isprintable():
+        return None
+    return event_id
+
+
+def encode_stamp(stamp: float) -> str:
+    """A timestamp as ``dumps`` would write it (reason: ``repr`` of a finite float is what
+    json writes, without the encoder's call overhead)."""
+    if type(stamp) is float and stamp - stamp == 0.0:
+        return repr(stamp)
+    return _encode_number(stamp)
+
+
+class EventFramer:
+    """``signalwire.event`` frames of one session (channel and project fixed).
+
+    Reason: encoding the whole envelope per event was the simulator's largest cost, so the
+    envelope's fixed pieces are encoded once (per event type) and only the id, the stamp and
+    the already-encoded params are new per frame. The frame equals ``encode_request(id,
+    "signalwire.event", {"event_type", "event_channel", "timestamp", "project_id",
+    "space_id", "params"})``.
+    """
+
+    __slots__ = ("_channel", "_heads", "_project")
+
+    def __init__(self, channel: str, project_id: str) -> None:
+        self._channel = _encode_str(channel)
+        self._heads: dict[str, str] = {}
+        self._project = f',"project_id":{_encode_str(project_id)},"space_id":'
+
+    def body(self, event_type: str, stamp: float, space_id: str, params_json: str) -> str:
+        """Everything after the frame's id; ``space_id`` comes from ``space_piece``."""
+        head = self._heads.get(event_type)
+        if head is None:
+            head = self._heads[event_type] = (
+                f',"method":"signalwire.event","params":{{"event_type":{_encode_str(event_type)}'
+                f',"event_channel":{self._channel},"timestamp":'
+            )
+        return f"{head}{encode_stamp(stamp)}{self._project}{space_id}{params_json}}}}}"
+
+
+def space_piece(space_id: str) -> str:
+    """The encoded ``space_id`` piece that ``EventFramer.body`` takes."""
+    return f'{_encode_str(space_id)},"params":'
+
+
+def event_frame(event_id: str, body: str) -> str:
+    """One event frame from its id and an ``EventFramer.body``."""
+    return f'{{"jsonrpc":"2.0","id":{_encode_str(event_id)}{body}'
+
+
+class LegJSON(NamedTuple):
+    """The fixed parts of one call leg's event params, encoded once (reason: a leg
+    publishes four or five state events that differ only in their state)."""
+
+    head: str
+    tail: str
+    device: str
+
+
+_STATE_JSON: dict[str, str] = {}
+
+
+def leg_json(call_id: str, node_id: str, tag: str, direction: str, device: JSONObject) -> LegJSON:
+    device_json = _encode(device)
+    return LegJSON(
+        f'{{"call_id":{_encode_str(call_id)},"node_id":{_encode_str(node_id)}'
+        f',"tag":{_encode_str(tag)},"call_state":',
+        f',"direction":{_encode_str(direction)},"device":{device_json}',
+        device_json,
+    )
+
+
+def leg_state_params(leg: LegJSON, state: str, end_reason: str | None, context: str | None) -> str:
+    """``{call_id, node_id, tag, call_state, direction, device[, end_reason][, context]}``."""
+    state_json = _STATE_JSON.get(state)
+    if state_json is None:
+        state_json = _STATE_JSON[state] = _encode_str(state)
+    extra = ""
+    if end_reason is not None:
+        extra = f',"end_reason":{_encode_str(end_reason)}'
+    if context is not None:
+        extra += f',"context":{_encode_str(context)}'
+    return f"{leg.head}{state_json}{leg.tail}{extra}}}"
+
+
+def dial_params(
+    tag: str, node_id: str, state: str, winner: tuple[str, str, str, str] | None = None
+) -> str:
+    """``{tag, node_id, dial_state[, call: {call_id, node_id, tag, device, dial_winner}]}``;
+    ``winner`` is ``(call_id, node_id, tag, device_json)`` (its device already encoded)."""
+    text = (
+        f'{{"tag":{_encode_str(tag)},"node_id":{_encode_str(node_id)}'
+        f',"dial_state":{_encode_str(state)}'
+    )
+    if winner is not None:
+        call_id, call_node, call_tag, device_json = winner
+        text += (
+            f',"call":{{"call_id":{_encode_str(call_id)}'
+            f',"node_id":{_encode_str(call_node)},"tag":{_encode_str(call_tag)}'
+            f',"device":{device_json},"dial_winner":true}}'
+        )
+    return text + "}"

@@ -45,8 +45,16 @@ from typing import Any
 from ._client import ClientConnection
 from ._errors import LocalProtocolError, RemoteProtocolError
 from ._events import Event
-from ._scenario import Faults, Outcome, OutcomeKind, Refusal, Scenario
-from ._server import LiveCall, ServerConnection, Simulator
+from .simulator import (
+    Faults,
+    LiveCall,
+    Outcome,
+    OutcomeKind,
+    Refusal,
+    Scenario,
+    ServerConnection,
+    Simulator,
+)
 
 __all__ = [
     "Faults",

@@ -22,7 +22,7 @@ import anyio.abc
 import pytest
 
 from relay_anyio import RelayClient, SimulatorServer
-from relay_proto._scenario import Faults, Scenario
+from relay_proto.simulator import Faults, Scenario
 
 FROM = "+15551230000"
 A = "+15550000001"

@@ -29,7 +29,7 @@ from relay_anyio import (
     serve_simulator,
 )
 from relay_proto import CallStateChanged, Event
-from relay_proto._scenario import Faults, Refusal
+from relay_proto.simulator import Faults, Refusal
 
 pytestmark = pytest.mark.anyio
 

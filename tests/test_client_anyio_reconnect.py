@@ -26,7 +26,7 @@ from relay_anyio import (
 )
 from relay_anyio._transport import accept_websocket
 from relay_proto import CallStateChanged, Connected, Event
-from relay_proto._scenario import Faults
+from relay_proto.simulator import Faults
 
 pytestmark = pytest.mark.anyio
 

@@ -18,7 +18,7 @@ import anyio
 import pytest
 
 from relay_anyio import CallState, serve_simulator
-from relay_proto._server import LiveCall
+from relay_proto.simulator import LiveCall
 
 ROOT = Path(__file__).absolute().parent.parent
 EXAMPLES = ROOT / "examples"

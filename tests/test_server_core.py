@@ -16,8 +16,14 @@ import pytest
 
 from relay_proto._errors import LocalProtocolError, RemoteProtocolError
 from relay_proto._events import CallState
-from relay_proto._scenario import Outcome, OutcomeKind, Scenario
-from relay_proto._server import ConnectionState, ServerConnection, Simulator
+from relay_proto.simulator import (
+    ConnectionState,
+    Outcome,
+    OutcomeKind,
+    Scenario,
+    ServerConnection,
+    Simulator,
+)
 
 Frame = dict[str, Any]
 
@@ -609,7 +615,7 @@ def test_play_media_durations_and_loops() -> None:
     peer = connected(play_default_seconds=2.0, min_play_seconds=0.5)
     call_id = answered_call(peer)
     media = [
-        tts(""),  # at least min_play_seconds
+        tts("x"),  # 0.02 s of text: at least min_play_seconds
         {"type": "audio", "params": {"url": "https://x/a.mp3"}},
         {"type": "silence", "params": {"duration": 1.5}},
         {"type": "ringtone", "params": {"name": "us", "duration": 3}},
@@ -671,6 +677,7 @@ def test_play_errors() -> None:
         {"control_id": "P", "play": [{"type": "video", "params": {}}]},
         {"control_id": "P", "play": [{"type": "audio", "params": {}}]},
         {"control_id": "P", "play": [{"type": "tts", "params": {"text": 5}}]},
+        {"control_id": "P", "play": [{"type": "tts", "params": {"text": ""}}]},  # shared rule
         {"control_id": "P", "play": [{"type": "silence", "params": {"duration": -1}}]},
         {"control_id": "P", "play": ok, "volume": "loud"},
         {"control_id": "P", "play": ok, "loop": -1},
@@ -904,8 +911,7 @@ def test_default_ids_are_uuid_shaped_and_scenario_is_replaceable() -> None:
     sim.scenario = Scenario(default=Outcome(kind=OutcomeKind.BUSY, after=0.0))
     peer.dial([[phone(A)]], 0.0)
     assert s(peer.tick(0.0))[0] == ("state", A, "ended", "busy")
-    session = sim._sessions[str(peer.protocol)]
-    assert repr(session) == f"<_Session {peer.protocol} unacked=0>"
+    assert sim.unacked_events(str(peer.protocol)) == 0
 
 
 def test_shared_context_and_notifications() -> None:

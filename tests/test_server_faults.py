@@ -7,8 +7,15 @@ import json
 
 from test_server_core import A, B, Frame, Peer, call_id_of, make_sim, phone, resume, s
 
-from relay_proto._scenario import Faults, Outcome, OutcomeKind, Refusal, Scenario
-from relay_proto._server import GARBAGE_FRAME, ConnectionState
+from relay_proto.simulator import (
+    GARBAGE_FRAME,
+    ConnectionState,
+    Faults,
+    Outcome,
+    OutcomeKind,
+    Refusal,
+    Scenario,
+)
 
 
 def faulty(**faults: object) -> Peer:

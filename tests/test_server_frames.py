@@ -16,8 +16,15 @@ import pytest
 from test_server_core import NODE, PROJECT, TOKEN, counter_ids, phone
 
 from relay_proto._errors import RemoteProtocolError
-from relay_proto._scenario import Faults, Outcome, OutcomeKind, Scenario
-from relay_proto._server import ServerConnection, Simulator
+from relay_proto.simulator import (
+    Faults,
+    Outcome,
+    OutcomeKind,
+    Scenario,
+    ServerConnection,
+    Simulator,
+    uuid4_batched,
+)
 
 Frame = dict[str, Any]
 
@@ -200,9 +207,7 @@ def test_own_request_ids_are_matched_before_events() -> None:
 def test_adapter_ids_are_version_4_uuids() -> None:
     import uuid
 
-    from relay_anyio._simulator import uuid4_strings
-
-    new_id = uuid4_strings(batch=3)
+    new_id = uuid4_batched(batch=3)
     made = [new_id() for _ in range(10)]  # across several refills
     assert len(set(made)) == 10
     for text in made:

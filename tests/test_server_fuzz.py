@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from test_server_core import NODE, A, B, Peer, call_id_of, make_sim, phone, tts
 
 from relay_proto._errors import RemoteProtocolError
-from relay_proto._scenario import Outcome, OutcomeKind, Scenario
+from relay_proto.simulator import Outcome, OutcomeKind, Scenario
 
 scalars = (
     st.none()

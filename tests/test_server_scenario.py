@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from relay_proto._errors import LocalProtocolError
-from relay_proto._scenario import Faults, Outcome, OutcomeKind, Refusal, Scenario
+from relay_proto.simulator import Faults, Outcome, OutcomeKind, Refusal, Scenario
 
 
 def test_from_dict_full_example() -> None:

@@ -1,7 +1,10 @@
 """The simulated switch: call legs, dials, plays, and the clock-driven timers behind them.
 
-Sans-IO and clock-free: every time is an argument; timers sit in the ``TimerQueue`` heap
-(``_server_base``) and fire only when the simulator pops them.
+Sans-IO and clock-free: every time is an argument; timers sit in the shared ``TimerQueue``
+(payload: a callback taking the timer's own deadline) and fire only when the simulator
+pops them. Request params are checked with the client's rules (``_validate``); a failure
+comes out as ``LocalProtocolError`` and other refusals as ``RpcError``, both answered as
+JSON-RPC errors by the connection. Event params are JSON text built by ``_wire``.
 
 Invariants:
 - A leg's state only moves along ``_TRANSITIONS`` (created -> ringing -> answered -> ending
@@ -9,8 +12,8 @@ Invariants:
 - A dial is in ``_dials`` (keyed by ``(session protocol, tag)``) exactly while unresolved.
   It resolves once: ``answered`` (the first leg to answer wins; the other legs of its group
   end with ``cancel``) or ``failed`` (every leg of the last group ended unanswered). Group
-  n+1 starts only after every leg of group n has ended. ``_Dial.active`` holds the legs of
-  the current group that have not ended; a leg belongs to a dial (``_Call.dial``) only
+  n+1 starts only after every leg of group n has ended. ``Dial.active`` holds the legs of
+  the current group that have not ended; a leg belongs to a dial (``Leg.dial``) only
   while it is in that map.
 - A leg has at most one pending timer (ring outcome, then max_duration / far-end hangup);
   it is cancelled when the leg ends.
@@ -26,29 +29,17 @@ import math
 from collections import deque
 from collections.abc import Callable
 from functools import partial
-from json.encoder import encode_basestring_ascii as _json_str
-from typing import Any
 
-from ._events import CallState, PlayState
+from .. import _validate as validate
+from .. import _wire as wire
+from .._events import CallState, PlayState
+from .._ids import IdFactory
+from .._timers import TimerQueue
+from .._wire import JSONObject
+from ._legs import Dial, EventSink, Leg, LiveCall, Play, RpcError, TimerCallback
 from ._scenario import OutcomeKind, Scenario
-from ._server_base import (
-    MAX_NUMBER,
-    EventSink,
-    LiveCall,
-    RpcError,
-    Timer,
-    TimerQueue,
-    check_volume,
-    destination,
-    get_control_id,
-    media_seconds,
-    validate_dial,
-)
-from ._wire import dumps
 
 __all__ = ["Switch"]
-
-JSONObject = dict[str, Any]
 
 _OK = "200"
 _NOT_FOUND: JSONObject = {"code": "404", "message": "Call not found"}
@@ -63,114 +54,7 @@ _TRANSITIONS: dict[CallState, frozenset[CallState]] = {
     CallState.ENDING: frozenset({CallState.ENDED}),
     CallState.ENDED: frozenset(),
 }
-_STATE_JSON = {state: _json_str(state.value) for state in CallState}
-
-
-class _Dial:
-    __slots__ = ("active", "groups", "index", "max_duration", "node_id", "sink", "tag")
-
-    def __init__(
-        self,
-        sink: EventSink,
-        tag: str,
-        node_id: str,
-        groups: list[list[JSONObject]],
-        max_duration: int | None,
-    ) -> None:
-        self.sink = sink
-        self.tag = tag
-        self.node_id = node_id
-        self.groups = groups
-        self.max_duration = max_duration
-        self.index = 0
-        self.active: dict[str, _Call] = {}
-
-
-class _Call:
-    __slots__ = (
-        "call_id",
-        "context",
-        "device",
-        "device_json",
-        "dial",
-        "direction",
-        "end_reason",
-        "hangup_after",
-        "json_head",
-        "json_tail",
-        "max_duration",
-        "node_id",
-        "plays",
-        "sink",
-        "state",
-        "tag",
-        "timer",
-    )
-
-    def __init__(
-        self,
-        *,
-        call_id: str,
-        node_id: str,
-        tag: str,
-        device: JSONObject,
-        direction: str,
-        sink: EventSink,
-        state: CallState,
-        context: str | None = None,
-    ) -> None:
-        self.call_id = call_id
-        self.node_id = node_id
-        self.tag = tag
-        self.device = device
-        self.direction = direction
-        self.sink = sink
-        self.state = state
-        self.context = context
-        self.end_reason: str | None = None
-        self.dial: _Dial | None = None
-        self.timer: Timer | None = None
-        self.hangup_after: float | None = None
-        self.max_duration: float | None = None
-        self.plays: dict[str, _Play] = {}
-        # The fixed parts of this leg's event params, JSON-encoded once: a leg publishes
-        # four or five events that differ only in their state (see ``Switch._publish``).
-        self.device_json = dumps(device)
-        self.json_head = (
-            f'{{"call_id":{_json_str(call_id)},"node_id":{_json_str(node_id)}'
-            f',"tag":{_json_str(tag)},"call_state":'
-        )
-        self.json_tail = f',"direction":{_json_str(direction)},"device":{self.device_json}'
-
-    def snapshot(self) -> LiveCall:
-        return LiveCall(
-            call_id=self.call_id,
-            node_id=self.node_id,
-            tag=self.tag,
-            device=self.device,
-            state=self.state,
-            direction=self.direction,
-            protocol=self.sink.protocol,
-            end_reason=self.end_reason,
-            context=self.context,
-        )
-
-    def cancel_timer(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-
-
-class _Play:
-    __slots__ = ("call", "control_id", "remaining", "started", "state", "timer")
-
-    def __init__(self, call: _Call, control_id: str, seconds: float, now: float) -> None:
-        self.call = call
-        self.control_id = control_id
-        self.remaining = seconds
-        self.started = now
-        self.state = PlayState.PLAYING
-        self.timer: Timer | None = None
+_PLAYABLE = frozenset({"tts", "audio", "ringtone", "silence"})
 
 
 class Switch:
@@ -180,8 +64,8 @@ class Switch:
         self,
         *,
         scenario: Scenario,
-        timers: TimerQueue,
-        new_id: Callable[[], str],
+        timers: TimerQueue[TimerCallback],
+        new_id: IdFactory,
         node_id: str,
         max_history: int = _DEFAULT_MAX_HISTORY,
     ) -> None:
@@ -189,14 +73,17 @@ class Switch:
         self.node_id = node_id
         self._timers = timers
         self._new_id = new_id
-        self._live: dict[str, _Call] = {}
-        self._history: deque[_Call] = deque(maxlen=max_history)
-        self._dials: dict[tuple[str, str], _Dial] = {}
+        self._live: dict[str, Leg] = {}
+        self._history: deque[Leg] = deque(maxlen=max_history)
+        self._dials: dict[tuple[str, str], Dial] = {}
 
     # ---- queries ---------------------------------------------------------------------
 
     def live_calls(self) -> list[LiveCall]:
         return [call.snapshot() for call in self._live.values()]
+
+    def live_count(self) -> int:
+        return len(self._live)
 
     def all_calls(self) -> list[LiveCall]:
         return [call.snapshot() for call in self._history]
@@ -207,7 +94,8 @@ class Switch:
     # ---- commands --------------------------------------------------------------------
 
     def command(self, sink: EventSink, method: str, params: JSONObject, now: float) -> JSONObject:
-        """Handle one ``calling.*`` request; returns its result or raises ``RpcError``."""
+        """Handle one ``calling.*`` request; returns its result or raises ``RpcError``
+        (or ``LocalProtocolError`` when a param breaks the shared rules)."""
         if method == "calling.dial":
             return self._dial(sink, params, now)
         node_id, call_id = params.get("node_id"), params.get("call_id")
@@ -231,7 +119,7 @@ class Switch:
         now: float,
         hangup_after: float | None = None,
     ) -> str:
-        call = _Call(
+        call = Leg(
             call_id=self._new_id(),
             node_id=self.node_id,
             tag=self._new_id(),
@@ -246,7 +134,7 @@ class Switch:
         )
         call.hangup_after = hangup_after
         self._register(call)
-        sink.emit("calling.call.receive", self._state_params(call), now)
+        sink.emit("calling.call.receive", call.state_params(), now)
         when = now + self.scenario.inbound_ring_timeout
         call.timer = self._timers.schedule(when, partial(self._timed_end, call, "noAnswer", False))
         return call.call_id
@@ -269,13 +157,13 @@ class Switch:
     # ---- dialing ---------------------------------------------------------------------
 
     def _dial(self, sink: EventSink, params: JSONObject, now: float) -> JSONObject:
-        tag, groups, node_id, max_duration = validate_dial(params)
+        tag, groups, node_id, max_duration = validate.check_dial(params)
         if (sink.protocol, tag) in self._dials:
             return {"code": "409", "message": f"a dial with tag {tag!r} is already pending"}
         faults = self.scenario.faults
         refusal = faults.dial_refused
         if refusal is None or faults.create_call_after_refusal:
-            dial = _Dial(sink, tag, node_id or self.node_id, groups, max_duration)
+            dial = Dial(sink, tag, node_id or self.node_id, groups, max_duration)
             self._dials[sink.protocol, tag] = dial
             self._emit_dial(dial, "dialing", now)
             self._start_group(dial, now)
@@ -285,10 +173,10 @@ class Switch:
             raise RpcError(refusal.code, refusal.message)
         return {"code": refusal.code, "message": refusal.message}
 
-    def _start_group(self, dial: _Dial, now: float) -> None:
-        legs: list[_Call] = []
+    def _start_group(self, dial: Dial, now: float) -> None:
+        legs: list[Leg] = []
         for device in dial.groups[dial.index]:
-            call = _Call(
+            call = Leg(
                 call_id=self._new_id(),
                 node_id=dial.node_id,
                 tag=dial.tag,
@@ -307,7 +195,7 @@ class Switch:
         scenario = self.scenario
         for call in legs:
             params = call.device["params"]
-            outcome = scenario.outcome_for(destination(call.device))
+            outcome = scenario.outcome_for(_destination(call.device))
             call.hangup_after = outcome.hangup_after
             kind = outcome.kind
             if kind is OutcomeKind.ERROR:
@@ -321,7 +209,7 @@ class Switch:
                     when = now + outcome.after
             call.timer = self._timers.schedule(when, partial(self._leg_outcome, call, kind))
 
-    def _leg_outcome(self, call: _Call, kind: OutcomeKind, when: float) -> None:
+    def _leg_outcome(self, call: Leg, kind: OutcomeKind, when: float) -> None:
         call.timer = None
         if kind is not OutcomeKind.ANSWER:
             self._end(call, kind.end_reason or "error", when, ending=False)
@@ -345,7 +233,7 @@ class Switch:
         del self._dials[dial.sink.protocol, dial.tag]
         self._arm_answered(call, when)
 
-    def _arm_answered(self, call: _Call, now: float) -> None:
+    def _arm_answered(self, call: Leg, now: float) -> None:
         """Schedule the end of an answered call: max_duration or far-end hangup, first wins."""
         limit, hangup = call.max_duration, call.hangup_after
         if limit is not None and (hangup is None or limit <= hangup):
@@ -357,11 +245,11 @@ class Switch:
                 now + hangup, partial(self._timed_end, call, "hangup", True)
             )
 
-    def _timed_end(self, call: _Call, reason: str, ending: bool, when: float) -> None:
+    def _timed_end(self, call: Leg, reason: str, ending: bool, when: float) -> None:
         call.timer = None
         self._end(call, reason, when, ending=ending)
 
-    def _end(self, call: _Call, reason: str, now: float, *, ending: bool) -> None:
+    def _end(self, call: Leg, reason: str, now: float, *, ending: bool) -> None:
         call.cancel_timer()
         for play in list(call.plays.values()):
             self._finish_play(play, PlayState.ERROR, now)
@@ -385,15 +273,13 @@ class Switch:
 
     # ---- call commands ---------------------------------------------------------------
 
-    def _cmd_end(self, call: _Call, params: JSONObject, now: float) -> JSONObject:
-        reason = params.get("reason", "hangup")
-        if not isinstance(reason, str) or not reason:
-            raise RpcError(-32602, "calling.end reason must be a non-empty string")
+    def _cmd_end(self, call: Leg, params: JSONObject, now: float) -> JSONObject:
+        reason = validate.non_empty_str("reason", params.get("reason", "hangup"))
         if not self.scenario.faults.ignore_end:
             self._end(call, reason, now, ending=True)
         return {"code": _OK, "message": "Ending call"}
 
-    def _cmd_answer(self, call: _Call, params: JSONObject, now: float) -> JSONObject:
+    def _cmd_answer(self, call: Leg, params: JSONObject, now: float) -> JSONObject:
         if call.state is CallState.ANSWERED:
             return {"code": _OK, "message": "Already answered"}
         if call.direction != "inbound":
@@ -403,36 +289,47 @@ class Switch:
         self._arm_answered(call, now)
         return {"code": _OK, "message": "Answered"}
 
-    def _cmd_play(self, call: _Call, params: JSONObject, now: float) -> JSONObject:
-        control_id = get_control_id(params)
+    def _cmd_play(self, call: Leg, params: JSONObject, now: float) -> JSONObject:
+        control_id = validate.non_empty_str("control_id", params.get("control_id"))
         media = params.get("play")
-        if not isinstance(media, list) or not media:
+        if type(media) is not list or not media:
             raise RpcError(-32602, "calling.play needs a non-empty play list")
-        seconds = sum(media_seconds(item, self.scenario) for item in media)
-        check_volume(params)
-        loop = params.get("loop", 1)
-        if isinstance(loop, bool) or not isinstance(loop, int) or not 0 <= loop <= MAX_NUMBER:
-            raise RpcError(-32602, "calling.play loop must be an int >= 0 (0 = forever)")
+        seconds = sum(self._media_seconds(f"play[{i}]", item) for i, item in enumerate(media))
+        if "volume" in params:
+            validate.number("volume", params["volume"])
+        loop = validate.non_negative_int("loop", params.get("loop", 1))
         if call.state is not CallState.ANSWERED:
             return {"code": "404", "message": "Call is not answered"}
         if control_id in call.plays:
             return {"code": "409", "message": f"control_id {control_id!r} is already playing"}
-        play = _Play(call, control_id, seconds * loop if loop else math.inf, now)
+        play = Play(call, control_id, seconds * loop if loop else math.inf, now)
         call.plays[control_id] = play
         self._emit_play(play, now)
         self._arm_play(play, now)
         return {"code": _OK, "message": "Playing"}
 
-    def _arm_play(self, play: _Play, now: float) -> None:
+    def _media_seconds(self, where: str, item: object) -> float:
+        """How long one media item plays (the scenario's rules); only known types play."""
+        kind, params = validate.check_media(where, item)  # the required keys are there
+        if kind not in _PLAYABLE:
+            raise RpcError(-32602, f"unsupported play type {kind!r}")
+        scenario = self.scenario
+        if kind == "tts":
+            text = params["text"]
+            return max(len(text) * scenario.play_seconds_per_char, scenario.min_play_seconds)
+        duration = params.get("duration")
+        return scenario.play_default_seconds if duration is None else float(duration)
+
+    def _arm_play(self, play: Play, now: float) -> None:
         play.started = now
         if math.isfinite(play.remaining):
             play.timer = self._timers.schedule(now + play.remaining, partial(self._play_done, play))
 
-    def _play_done(self, play: _Play, when: float) -> None:
+    def _play_done(self, play: Play, when: float) -> None:
         play.timer = None
         self._finish_play(play, PlayState.FINISHED, when)
 
-    def _finish_play(self, play: _Play, state: PlayState, now: float) -> None:
+    def _finish_play(self, play: Play, state: PlayState, now: float) -> None:
         if play.timer is not None:
             play.timer.cancel()
             play.timer = None
@@ -440,17 +337,17 @@ class Switch:
         play.state = state
         self._emit_play(play, now)
 
-    def _find_play(self, call: _Call, params: JSONObject) -> _Play | None:
-        return call.plays.get(get_control_id(params))
+    def _find_play(self, call: Leg, params: JSONObject) -> Play | None:
+        return call.plays.get(validate.non_empty_str("control_id", params.get("control_id")))
 
-    def _cmd_play_stop(self, call: _Call, params: JSONObject, now: float) -> JSONObject:
+    def _cmd_play_stop(self, call: Leg, params: JSONObject, now: float) -> JSONObject:
         play = self._find_play(call, params)
         if play is None:
             return {"code": "404", "message": "Play not found"}
         self._finish_play(play, PlayState.FINISHED, now)
         return {"code": _OK, "message": "Stopped"}
 
-    def _cmd_play_pause(self, call: _Call, params: JSONObject, now: float) -> JSONObject:
+    def _cmd_play_pause(self, call: Leg, params: JSONObject, now: float) -> JSONObject:
         play = self._find_play(call, params)
         if play is None:
             return {"code": "404", "message": "Play not found"}
@@ -463,7 +360,7 @@ class Switch:
             self._emit_play(play, now)
         return {"code": _OK, "message": "Paused"}
 
-    def _cmd_play_resume(self, call: _Call, params: JSONObject, now: float) -> JSONObject:
+    def _cmd_play_resume(self, call: Leg, params: JSONObject, now: float) -> JSONObject:
         play = self._find_play(call, params)
         if play is None:
             return {"code": "404", "message": "Play not found"}
@@ -473,22 +370,22 @@ class Switch:
             self._arm_play(play, now)
         return {"code": _OK, "message": "Resumed"}
 
-    def _cmd_play_volume(self, call: _Call, params: JSONObject, now: float) -> JSONObject:
+    def _cmd_play_volume(self, call: Leg, params: JSONObject, now: float) -> JSONObject:
         play = self._find_play(call, params)
         if play is None:
             return {"code": "404", "message": "Play not found"}
         if "volume" not in params:
             raise RpcError(-32602, "calling.play.volume needs a volume")
-        check_volume(params)
+        validate.number("volume", params["volume"])
         return {"code": _OK, "message": "Volume set"}
 
     # ---- emission --------------------------------------------------------------------
 
-    def _register(self, call: _Call) -> None:
+    def _register(self, call: Leg) -> None:
         self._live[call.call_id] = call
         self._history.append(call)
 
-    def _move(self, call: _Call, state: CallState, now: float, reason: str | None = None) -> None:
+    def _move(self, call: Leg, state: CallState, now: float, reason: str | None = None) -> None:
         if state not in _TRANSITIONS[call.state]:  # pragma: no cover - guarded by callers
             raise AssertionError(f"illegal transition {call.state} -> {state}")
         call.state = state
@@ -496,34 +393,18 @@ class Switch:
             call.end_reason = reason
         self._publish(call, now)
 
-    def _state_params(self, call: _Call) -> str:
-        """The JSON text of ``{call_id, node_id, tag, call_state, direction, device}``
-        (plus ``end_reason`` and ``context`` when set), from the leg's pre-encoded parts."""
-        extra = ""
-        if call.end_reason is not None:
-            extra = f',"end_reason":{_json_str(call.end_reason)}'
-        if call.context is not None:
-            extra += f',"context":{_json_str(call.context)}'
-        return f"{call.json_head}{_STATE_JSON[call.state]}{call.json_tail}{extra}}}"
+    def _publish(self, call: Leg, now: float) -> None:
+        call.sink.emit("calling.call.state", call.state_params(), now)
 
-    def _publish(self, call: _Call, now: float) -> None:
-        call.sink.emit("calling.call.state", self._state_params(call), now)
-
-    def _emit_dial(self, dial: _Dial, state: str, now: float, winner: _Call | None = None) -> None:
-        # {tag, node_id, dial_state[, call: {call_id, node_id, tag, device, dial_winner}]}
-        text = (
-            f'{{"tag":{_json_str(dial.tag)},"node_id":{_json_str(dial.node_id)}'
-            f',"dial_state":{_json_str(state)}'
+    def _emit_dial(self, dial: Dial, state: str, now: float, winner: Leg | None = None) -> None:
+        call = None
+        if winner is not None:
+            call = (winner.call_id, winner.node_id, winner.tag, winner.json.device)
+        dial.sink.emit(
+            "calling.call.dial", wire.dial_params(dial.tag, dial.node_id, state, call), now
         )
-        if winner is not None:  # its device is already encoded
-            text += (
-                f',"call":{{"call_id":{_json_str(winner.call_id)}'
-                f',"node_id":{_json_str(winner.node_id)},"tag":{_json_str(winner.tag)}'
-                f',"device":{winner.device_json},"dial_winner":true}}'
-            )
-        dial.sink.emit("calling.call.dial", text + "}", now)
 
-    def _emit_play(self, play: _Play, now: float) -> None:
+    def _emit_play(self, play: Play, now: float) -> None:
         call = play.call
         params = {
             "call_id": call.call_id,
@@ -531,10 +412,10 @@ class Switch:
             "control_id": play.control_id,
             "state": play.state.value,
         }
-        call.sink.emit("calling.call.play", dumps(params), now)
+        call.sink.emit("calling.call.play", wire.dumps(params), now)
 
 
-_Command = Callable[[Switch, _Call, JSONObject, float], JSONObject]
+_Command = Callable[[Switch, Leg, JSONObject, float], JSONObject]
 _COMMANDS: dict[str, _Command] = {
     "calling.end": Switch._cmd_end,
     "calling.answer": Switch._cmd_answer,
@@ -544,3 +425,10 @@ _COMMANDS: dict[str, _Command] = {
     "calling.play.resume": Switch._cmd_play_resume,
     "calling.play.volume": Switch._cmd_play_volume,
 }
+
+
+def _destination(device: JSONObject) -> str | None:
+    """The key of a device in ``Scenario.destinations``: ``to_number`` or ``to``."""
+    params = device["params"]
+    value = params.get("to_number") if device["type"] == "phone" else params.get("to")
+    return value if isinstance(value, str) else None

@@ -1,8 +1,9 @@
 """One server-side socket of the simulator: the JSON-RPC session protocol, seen from the switch.
 
 Frames in through ``receive(text, now)``, frames out through ``data_to_send()``. The
-switch-wide state (sessions, calls, timers, faults) lives in ``Simulator`` (``_server``);
-this module owns the per-socket state machine.
+switch-wide state (sessions, calls, timers, faults) is reached through the small ``Hub``
+interface; this module owns the per-socket state machine. Frames are built and parsed by
+``_wire`` only.
 
 Invariants:
 - ``ConnectionState`` only moves along ``_CONNECTION_TRANSITIONS``. Once CLOSED a
@@ -10,7 +11,8 @@ Invariants:
   ``connection_lost``). A DISCONNECTING connection still answers requests but gets no new
   events: they wait, un-acked, for the session's next connection.
 - Every request with an id gets exactly one reply (result or JSON-RPC error), queued before
-  anything the request caused, except the ``events_before_result`` fault.
+  anything the request caused, except the ``events_before_result`` fault. A param that
+  breaks the shared rules (``_validate``) is answered with -32602 and its message.
 - A reply from the client is matched against this socket's own requests (ping,
   disconnect) first, then against its session's un-acked events; anything else is a
   tolerated violation, recorded in ``violations``.
@@ -20,26 +22,19 @@ Invariants:
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Any, TypeGuard
 
-from ._errors import LocalProtocolError, RemoteProtocolError
-from ._server_base import RpcError
-from ._wire import ErrorReply, Request, encode_error, encode_request, encode_result, parse
-from ._wire import dumps as encode_value
-
-if TYPE_CHECKING:
-    from ._server import Simulator, _Session
+from .. import _validate as validate
+from .. import _wire as wire
+from .._errors import LocalProtocolError, RemoteProtocolError
+from .._wire import ErrorReply, JSONObject, Request
+from ._hub import Hub
+from ._legs import RpcError
+from ._sessions import Session
 
 __all__ = ["GARBAGE_FRAME", "ConnectionState", "ServerConnection"]
 
-JSONObject = dict[str, Any]
-
+#: What the ``garbage`` fault sends after a connect result: not JSON at all.
 GARBAGE_FRAME = "this is not JSON {"
-
-# An event's ack, as the client core writes it: ``_ACK_HEAD + event_id + _ACK_TAIL``.
-_ACK_HEAD = '{"jsonrpc":"2.0","id":"'
-_ACK_TAIL = '","result":{}}'
-_ACK_START, _ACK_END = len(_ACK_HEAD), -len(_ACK_TAIL)
 
 
 class ConnectionState(enum.Enum):
@@ -69,12 +64,12 @@ _CONNECTION_TRANSITIONS: dict[ConnectionState, frozenset[ConnectionState]] = {
 class ServerConnection:
     """One client socket, seen from the switch."""
 
-    def __init__(self, sim: Simulator, now: float) -> None:
-        self._sim = sim
+    def __init__(self, hub: Hub[ServerConnection], now: float) -> None:
+        self._hub = hub
         self._state = ConnectionState.HANDSHAKE
         self._outbox: list[str] = []
         self._frames = 0
-        self._session: _Session | None = None
+        self._session: Session | None = None
         self._pending: dict[str, str] = {}
         self._lost = False
         self.opened_at = now
@@ -105,16 +100,12 @@ class ServerConnection:
         """Handle one client frame. Raises ``RemoteProtocolError`` on garbage; stays usable."""
         if self._state is ConnectionState.CLOSED:
             return
-        if (
-            type(text) is str
-            and text.startswith(_ACK_HEAD)
-            and text.endswith(_ACK_TAIL)
-            and self._ack(text[_ACK_START:_ACK_END])
-        ):
-            self._sim._flush()
+        event_id = wire.parse_ack(text)
+        if event_id is not None and self._ack(event_id):
+            self._hub.flush()
             return
         try:
-            message = parse(text)
+            message = wire.parse(text)
         except RemoteProtocolError as exc:
             self.violations.append(str(exc))
             raise
@@ -122,30 +113,17 @@ class ServerConnection:
             self._on_request(message, now)
         else:
             self._on_reply(message.id, isinstance(message, ErrorReply))
-        self._sim._flush()
+        self._hub.flush()
 
     def _ack(self, event_id: str) -> bool:
-        """The fast path for the most frequent client frame, an event's ack.
+        """The fast path for the most frequent client frame, an event's ack (``parse_ack``).
 
-        ``receive`` found the text to be ``{"jsonrpc":"2.0","id":"<event_id>","result":{}}``
-        exactly (the client core's ``encode_ack``). If ``event_id`` is an un-acked event of
-        this session (an id the simulator issued) and has nothing JSON would escape, that
-        text is valid JSON and means exactly what ``parse`` + ``_on_reply`` would make of
-        it: drop the event from ``unacked``. Anything else returns False for the full path
-        (which also still owns this socket's own requests, matched first).
+        True when ``event_id`` was an un-acked event of this session, now acked, which is
+        what ``parse`` + ``_on_reply`` would make of it; False leaves the frame to the full
+        path (which also owns this socket's own requests, matched first).
         """
         session = self._session
-        if (
-            session is None
-            or event_id not in session.unacked
-            or event_id in self._pending
-            or '"' in event_id
-            or "\\" in event_id
-            or not event_id.isprintable()
-        ):
-            return False
-        del session.unacked[event_id]
-        return True
+        return session is not None and event_id not in self._pending and session.take_ack(event_id)
 
     def connection_lost(self, now: float) -> None:
         """The socket is gone. The session waits ``resume_grace`` seconds for a resume."""
@@ -155,11 +133,7 @@ class ServerConnection:
         if self._state is not ConnectionState.CLOSED:
             self._set_state(ConnectionState.CLOSED)
         self._outbox = []
-        self._sim._ready.pop(self, None)
-        if self._session is not None:
-            self._sim._detach(self, self._session, now)
-        else:
-            del self._sim._connections[self]
+        self._hub.lost(self, self._session, now)
 
     def send_disconnect(self, *, restart: bool) -> None:
         """Queue ``signalwire.disconnect``; the socket closes once the client replies.
@@ -175,6 +149,18 @@ class ServerConnection:
     def send_ping(self, now: float | None = None) -> None:
         self._send_request("signalwire.ping", {} if now is None else {"timestamp": now})
 
+    # ---- what the session asks of its socket (``_sessions.EventSocket``) -------------
+
+    def push_event(self, frame: str) -> None:
+        """Queue an event frame if this socket takes events (OPEN); else drop it (it
+        stays un-acked in its session for the next socket)."""
+        if self._state is ConnectionState.OPEN:
+            self._queue(frame)
+
+    def take_over(self) -> None:
+        """Another socket resumed this one's session: close this one."""
+        self._set_state(ConnectionState.CLOSED)
+
     # ---- internals -------------------------------------------------------------------
 
     def _set_state(self, state: ConnectionState) -> None:
@@ -182,34 +168,34 @@ class ServerConnection:
             raise AssertionError(f"connection cannot go from {self._state} to {state}")
         self._state = state
         if state is ConnectionState.CLOSED and not self._lost:
-            self._sim._ready[self] = None
+            self._hub.mark_ready(self)
 
     def _send_request(self, method: str, params: JSONObject) -> None:
         if self._state not in (ConnectionState.HANDSHAKE, ConnectionState.OPEN):
             raise LocalProtocolError(f"cannot send {method} on a {self._state.value} connection")
-        request_id = self._sim._new_id()
+        request_id = self._hub.new_id()
         self._pending[request_id] = method
-        self._queue(encode_request(request_id, method, params))
+        self._queue(wire.encode_request(request_id, method, params))
 
     def _queue(self, frame: str) -> None:
         if self._state is ConnectionState.CLOSED:
             return
         outbox = self._outbox
         if not outbox:
-            self._sim._ready[self] = None
+            self._hub.mark_ready(self)
         outbox.append(frame)
         self._frames += 1
-        limit = self._sim._switch.scenario.faults.drop_after_frames
-        if limit is not None and self._frames >= limit and self._sim._one_shot("drop"):
+        limit = self._hub.faults.drop_after_frames
+        if limit is not None and self._frames >= limit and self._hub.fire("drop"):
             self._set_state(ConnectionState.CLOSED)
 
     def _reply(self, request_id: str | int | None, result: JSONObject) -> None:
         if request_id is not None:
-            self._queue(encode_result(request_id, result))
+            self._queue(wire.encode_result(request_id, result))
 
     def _error(self, request_id: str | int | None, code: int, message: str) -> None:
         if request_id is not None:
-            self._queue(encode_error(request_id, code, message))
+            self._queue(wire.encode_error(request_id, code, message))
 
     def _on_reply(self, reply_id: str | int | None, is_error: bool) -> None:
         key = reply_id if isinstance(reply_id, str) else ""
@@ -219,7 +205,7 @@ class ServerConnection:
                 self._set_state(ConnectionState.CLOSED)
             return
         session = self._session
-        if session is not None and session.unacked.pop(key, None) is not None:
+        if session is not None and session.take_ack(key):
             if is_error:
                 self.violations.append(f"event {key} answered with an error")
             return
@@ -240,12 +226,16 @@ class ServerConnection:
                 pong.update({k: params[k] for k in ("timestamp", "payload") if k in params})
             self._reply(request.id, pong)
         elif method in ("signalwire.receive", "signalwire.unreceive"):
-            contexts = params.get("contexts") if isinstance(params, dict) else None
-            if not _is_string_list(contexts):
-                self._error(request.id, -32602, "contexts must be a list of strings")
+            if not isinstance(params, dict):
+                self._error(request.id, -32602, f"{method} params must be an object")
+                return
+            try:
+                contexts = validate.check_contexts(params.get("contexts"))
+            except LocalProtocolError as exc:
+                self._error(request.id, -32602, str(exc))
                 return
             adding = method == "signalwire.receive"
-            self._sim._subscribe(session, contexts, add=adding)
+            self._hub.sessions.subscribe(session, contexts, add=adding)
             self._reply(
                 request.id,
                 {
@@ -262,26 +252,29 @@ class ServerConnection:
         else:
             self._error(request.id, -32601, f"Method not found: {method}")
 
-    def _calling(self, request: Request, session: _Session, now: float) -> None:
+    def _calling(self, request: Request, session: Session, now: float) -> None:
         params = request.params
         if not isinstance(params, dict):
             self._error(request.id, -32602, f"{request.method} params must be an object")
             return
-        sim = self._sim
+        hub = self._hub
         try:
-            result = sim._switch.command(session, request.method, params, now)
+            result = hub.command(session, request.method, params, now)
         except RpcError as exc:
             self._error(request.id, exc.code, exc.message)
+            return
+        except LocalProtocolError as exc:  # a rule of ``_validate``
+            self._error(request.id, -32602, str(exc))
             return
         if request.method != "calling.dial":
             self._reply(request.id, result)
             return
-        faults = sim.scenario.faults
+        faults = hub.faults
         if faults.events_before_result:
-            sim._flush()
+            hub.flush()
         self._reply(request.id, result)
         mode = faults.disconnect_after_dial
-        if mode and self._state is ConnectionState.OPEN and sim._one_shot("disconnect"):
+        if mode and self._state is ConnectionState.OPEN and hub.fire("disconnect"):
             self.send_disconnect(restart=mode == "restart")
 
     def _connect(self, request: Request, now: float) -> None:
@@ -292,22 +285,23 @@ class ServerConnection:
         if not isinstance(params, dict):
             self._error(request.id, -32602, "signalwire.connect params must be an object")
             return
-        contexts = params.get("contexts", [])
+        hub = self._hub
         try:
-            project = self._sim._authenticate(params.get("authentication"))
-            if not _is_string_list(contexts):
-                raise RpcError(-32602, "contexts must be a list of strings")
+            project = hub.authenticate(params.get("authentication"))
+            contexts = validate.check_contexts(params.get("contexts", []))
         except RpcError as exc:
             self._error(request.id, exc.code, exc.message)
+            return
+        except LocalProtocolError as exc:  # a rule of ``_validate``
+            self._error(request.id, -32602, str(exc))
             return
         if project is None:
             self._error(request.id, -32002, "Authentication failed")
             return
-        sim = self._sim
-        session, restored = sim._attach(self, project, params, now)
+        session, restored = hub.attach(self, project, params, now)
         self._session = session
         session.event_acks = params.get("event_acks") is True
-        sim._subscribe(session, contexts, add=True)
+        hub.sessions.subscribe(session, contexts, add=True)
         self._set_state(ConnectionState.OPEN)
         result: JSONObject = {
             "identity": session.identity,
@@ -324,16 +318,6 @@ class ServerConnection:
         if restored:
             for frame in list(session.unacked.values()):
                 self._queue(frame)
-        sim._deliver(
-            session,
-            "signalwire.authorization.state",
-            encode_value({"authorization_state": session.auth_state}),
-            now,
-            2 if sim._switch.scenario.faults.duplicate_events else 1,
-        )
-        if sim.scenario.faults.garbage:
+        hub.greet(session, now)
+        if hub.faults.garbage:
             self._queue(GARBAGE_FRAME)
-
-
-def _is_string_list(value: object) -> TypeGuard[list[str]]:
-    return isinstance(value, list) and all(isinstance(item, str) for item in value)

@@ -1,0 +1,162 @@
+"""The simulated switch's values: call legs, dials, plays, their snapshots and signals.
+
+Plain state holders with no behaviour beyond encoding their own event params (through
+``_wire``); ``_switch.Switch`` moves them. Invariants (kept by the switch): a ``Leg``'s
+``json`` pieces never change after construction; ``timer`` is the leg's one pending timer;
+``Dial.active`` holds the legs of the current group that have not ended.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from .. import _wire as wire
+from .._events import CallState, PlayState
+from .._timers import Timer
+from .._wire import JSONObject
+
+__all__ = ["Dial", "EventSink", "Leg", "LiveCall", "Play", "RpcError", "TimerCallback"]
+
+#: What the simulator's timers carry: called with the timer's own deadline.
+TimerCallback = Callable[[float], None]
+
+
+class EventSink(Protocol):
+    """Where a call's events go: the session that owns it."""
+
+    @property
+    def protocol(self) -> str: ...
+
+    @property
+    def project(self) -> str: ...
+
+    def emit(self, event_type: str, params_json: str, timestamp: float) -> None:
+        """Queue an event whose ``params`` object is already JSON text."""
+
+
+class RpcError(Exception):
+    """Answer the request with this JSON-RPC error object (not a rule failure)."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LiveCall:
+    """A snapshot of one simulated call leg (for assertions and the simulator's CLI)."""
+
+    call_id: str
+    node_id: str
+    tag: str
+    device: JSONObject
+    state: CallState
+    direction: str
+    protocol: str
+    end_reason: str | None = None
+    context: str | None = None
+
+
+class Dial:
+    __slots__ = ("active", "groups", "index", "max_duration", "node_id", "sink", "tag")
+
+    def __init__(
+        self,
+        sink: EventSink,
+        tag: str,
+        node_id: str,
+        groups: list[list[JSONObject]],
+        max_duration: int | None,
+    ) -> None:
+        self.sink = sink
+        self.tag = tag
+        self.node_id = node_id
+        self.groups = groups
+        self.max_duration = max_duration
+        self.index = 0
+        self.active: dict[str, Leg] = {}
+
+
+class Leg:
+    __slots__ = (
+        "call_id",
+        "context",
+        "device",
+        "dial",
+        "direction",
+        "end_reason",
+        "hangup_after",
+        "json",
+        "max_duration",
+        "node_id",
+        "plays",
+        "sink",
+        "state",
+        "tag",
+        "timer",
+    )
+
+    def __init__(
+        self,
+        *,
+        call_id: str,
+        node_id: str,
+        tag: str,
+        device: JSONObject,
+        direction: str,
+        sink: EventSink,
+        state: CallState,
+        context: str | None = None,
+    ) -> None:
+        self.call_id = call_id
+        self.node_id = node_id
+        self.tag = tag
+        self.device = device
+        self.direction = direction
+        self.sink = sink
+        self.state = state
+        self.context = context
+        self.end_reason: str | None = None
+        self.dial: Dial | None = None
+        self.timer: Timer[TimerCallback] | None = None
+        self.hangup_after: float | None = None
+        self.max_duration: float | None = None
+        self.plays: dict[str, Play] = {}
+        self.json = wire.leg_json(call_id, node_id, tag, direction, device)
+
+    def state_params(self) -> str:
+        """This leg's state event params, as JSON text."""
+        return wire.leg_state_params(self.json, self.state.value, self.end_reason, self.context)
+
+    def snapshot(self) -> LiveCall:
+        return LiveCall(
+            call_id=self.call_id,
+            node_id=self.node_id,
+            tag=self.tag,
+            device=self.device,
+            state=self.state,
+            direction=self.direction,
+            protocol=self.sink.protocol,
+            end_reason=self.end_reason,
+            context=self.context,
+        )
+
+    def cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+
+class Play:
+    __slots__ = ("call", "control_id", "remaining", "started", "state", "timer")
+
+    def __init__(self, call: Leg, control_id: str, seconds: float, now: float) -> None:
+        self.call = call
+        self.control_id = control_id
+        self.remaining = seconds
+        self.started = now
+        self.state = PlayState.PLAYING
+        self.timer: Timer[TimerCallback] | None = None

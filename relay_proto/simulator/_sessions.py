@@ -1,0 +1,259 @@
+"""RELAY sessions of the simulator: who they are, which contexts they receive, and how
+their events reach a socket (or wait for one).
+
+A ``Session`` is named by its ``protocol`` and outlives its socket by ``resume_grace``
+seconds. ``Sessions`` is the registry: attach (new or resumed), detach, expiry, context
+subscriptions, and the delivery of the events the switch emitted during one step.
+
+Invariants:
+- A session is attached to at most one socket. Once detached it expires ``resume_grace``
+  seconds later (its calls are then dropped silently), unless a resume attaches it first.
+- Events are framed and delivered at ``flush``, which the simulator runs at the end of
+  every step (one request, one timer, one injection), in the order the switch emitted them
+  (delivery faults aside: see ``_faults``). Each frame gets its own fresh id and stays in
+  ``Session.unacked`` (when the client asked for ``event_acks``) until the client answers
+  that id; a resumed session re-delivers them, oldest first.
+- A socket gets frames only while it accepts events (``EventSocket.push_event`` drops them
+  otherwise); un-acked frames wait for the next socket.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Protocol
+
+from .. import _wire as wire
+from .._ids import IdFactory
+from .._timers import Timer, TimerQueue
+from .._wire import JSONObject
+from . import _faults as faults_
+from ._scenario import Faults
+
+__all__ = ["EventSocket", "Session", "Sessions"]
+
+#: An event emitted during a step, not yet framed: (session, event_type, params_json, when).
+Queued = tuple["Session", str, str, float]
+TimerCallback = Callable[[float], None]
+
+
+class EventSocket(Protocol):
+    """What a session needs of the socket it is attached to."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    def push_event(self, frame: str) -> None:
+        """Send an event frame now if the socket takes events; else drop it."""
+
+    def take_over(self) -> None:
+        """Another socket resumed this session: close this one."""
+
+
+class Session:
+    """One RELAY session; the switch's ``EventSink`` for the calls it owns."""
+
+    __slots__ = (
+        "_queue",
+        "auth_state",
+        "connection",
+        "contexts",
+        "event_acks",
+        "expiry",
+        "framer",
+        "identity",
+        "lost_at",
+        "project",
+        "protocol",
+        "resumable",
+        "signature",
+        "unacked",
+    )
+
+    def __init__(self, queue: list[Queued], signature: str, project: str, space_id: str) -> None:
+        self._queue = queue
+        self.protocol = f"signalwire_{signature}"
+        self.project = project
+        self.signature = signature
+        self.identity = f"{project}@{space_id}"
+        self.auth_state = f"authstate-{signature}"
+        self.connection: EventSocket | None = None
+        self.contexts: dict[str, None] = {}
+        self.event_acks = False
+        #: Frames of events not acked yet, by event id, oldest first.
+        self.unacked: dict[str, str] = {}
+        self.lost_at: float | None = None
+        self.expiry: Timer[TimerCallback] | None = None
+        self.resumable = True
+        self.framer = wire.EventFramer(self.protocol, project)
+
+    def __repr__(self) -> str:
+        return f"<Session {self.protocol} unacked={len(self.unacked)}>"
+
+    def emit(self, event_type: str, params_json: str, timestamp: float) -> None:
+        self._queue.append((self, event_type, params_json, timestamp))
+
+    def deliver(self, event_id: str, frame: str) -> None:
+        if self.event_acks:
+            self.unacked[event_id] = frame
+        if self.connection is not None:
+            self.connection.push_event(frame)
+
+    def take_ack(self, event_id: str) -> bool:
+        """Forget an acked event; False when ``event_id`` is not one waiting for its ack."""
+        return self.unacked.pop(event_id, None) is not None
+
+
+class Sessions:
+    """Every session by protocol, the contexts they receive, and their event delivery."""
+
+    def __init__(
+        self,
+        *,
+        timers: TimerQueue[TimerCallback],
+        new_id: IdFactory,
+        drop_calls: Callable[[Session], None],
+        faults: Callable[[], Faults],
+        resume_grace: float,
+        space_id: str,
+        epoch: float,
+    ) -> None:
+        self._timers = timers
+        self._new_id = new_id
+        self._drop_calls = drop_calls
+        self._faults = faults
+        self.resume_grace = resume_grace
+        self.epoch = epoch
+        self.space_id = space_id
+        self._by_protocol: dict[str, Session] = {}
+        self._contexts: dict[str, dict[Session, None]] = {}
+        self._queue: list[Queued] = []
+
+    def __len__(self) -> int:
+        return len(self._by_protocol)
+
+    @property
+    def space_id(self) -> str:
+        return self._space_id
+
+    @space_id.setter
+    def space_id(self, space_id: str) -> None:
+        self._space_id = space_id
+        self._space_piece = wire.space_piece(space_id)
+
+    def get(self, protocol: str) -> Session | None:
+        return self._by_protocol.get(protocol)
+
+    def receiver(self, context: str) -> Session | None:
+        """Who gets an inbound call on ``context``: the first subscribed session with a
+        socket, else the first subscribed one (it will see the call on resume)."""
+        sessions = self._contexts.get(context)
+        if not sessions:
+            return None
+        return next((s for s in sessions if s.connection is not None), next(iter(sessions)))
+
+    # ---- attaching -------------------------------------------------------------------
+
+    def attach(
+        self, socket: EventSocket, project: str, params: JSONObject, now: float, *, refuse: bool
+    ) -> tuple[Session, bool]:
+        """Resume the session named by ``params.protocol`` if allowed (and not ``refuse``d
+        by a fault), else open a new one. Returns the session and whether it was resumed."""
+        protocol = params.get("protocol")
+        old = self._by_protocol.get(protocol) if isinstance(protocol, str) else None
+        if old is not None and old.lost_at is not None and now - old.lost_at > self.resume_grace:
+            self._expire(old)
+            old = None
+        if (
+            old is not None
+            and old.resumable
+            and old.project == project
+            and params.get("authorization_state") == old.auth_state
+            and not refuse
+        ):
+            previous = old.connection
+            if previous is not None and not previous.closed:  # a second socket takes over
+                previous.take_over()
+            if old.expiry is not None:
+                old.expiry.cancel()
+                old.expiry = None
+            old.lost_at = None
+            old.connection = socket
+            return old, True
+        session = Session(self._queue, self._new_id(), project, self._space_id)
+        session.connection = socket
+        self._by_protocol[session.protocol] = session
+        return session, False
+
+    def detach(self, socket: EventSocket, session: Session, now: float) -> None:
+        """``socket`` is gone: unless another took over, the session's grace starts."""
+        if session.connection is socket:
+            session.connection = None
+            session.lost_at = now
+            session.expiry = self._timers.schedule(
+                now + self.resume_grace, partial(self._expire_timer, session)
+            )
+
+    def subscribe(self, session: Session, contexts: list[str], *, add: bool) -> None:
+        for context in contexts:
+            if add:
+                session.contexts[context] = None
+                self._contexts.setdefault(context, {})[session] = None
+            else:
+                session.contexts.pop(context, None)
+                subscribers = self._contexts.get(context)
+                if subscribers is not None:
+                    subscribers.pop(session, None)
+                    if not subscribers:
+                        del self._contexts[context]
+
+    def _expire_timer(self, session: Session, when: float) -> None:
+        session.expiry = None
+        self._expire(session)
+
+    def _expire(self, session: Session) -> None:
+        if session.expiry is not None:
+            session.expiry.cancel()
+            session.expiry = None
+        del self._by_protocol[session.protocol]
+        self.subscribe(session, list(session.contexts), add=False)
+        self._drop_calls(session)
+
+    # ---- delivery --------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Deliver the events the last step emitted, applying the delivery faults."""
+        queue = self._queue
+        if not queue:
+            return
+        faults = self._faults()  # looked up once per step, not per event
+        batch = faults_.reorder(queue) if faults.reorder else queue.copy()
+        queue.clear()  # the same list: every session appends to it
+        delay = faults.delay_events
+        copies = faults_.copies(faults)
+        deliver = self.deliver
+        for session, event_type, params_json, timestamp in batch:
+            if delay:
+                self._timers.schedule(
+                    timestamp + delay,
+                    partial(self._deliver_later, session, event_type, params_json, timestamp),
+                )
+            else:
+                deliver(session, event_type, params_json, timestamp, copies)
+
+    def _deliver_later(
+        self, session: Session, event_type: str, params_json: str, timestamp: float, when: float
+    ) -> None:
+        copies = faults_.copies(self._faults())  # the faults in force when it lands
+        self.deliver(session, event_type, params_json, timestamp, copies)
+
+    def deliver(
+        self, session: Session, event_type: str, params_json: str, timestamp: float, copies: int
+    ) -> None:
+        """Frame one event ``copies`` times, each with a fresh id, and hand it over."""
+        stamp = timestamp + self.epoch
+        body = session.framer.body(event_type, stamp, self._space_piece, params_json)
+        new_id = self._new_id
+        for _ in range(copies):
+            event_id = new_id()
+            session.deliver(event_id, wire.event_frame(event_id, body))

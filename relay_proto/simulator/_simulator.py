@@ -1,0 +1,182 @@
+"""The server role of the core: the brain of the local RELAY simulator.
+
+``Simulator`` is the public face of one simulated switch (credentials, sessions, calls,
+clock-driven timers, faults), shared by every socket; ``ServerConnection``
+(``_connection``) is one WebSocket. Frames in through ``ServerConnection.receive(text,
+now)``, frames out through ``data_to_send()``; time moves only through the ``now``
+arguments and ``Simulator.handle_timer(now)``. No clock, no I/O, no randomness beyond the
+injected ``id_factory``. The parts: ``_hub`` (what sockets share), ``_sessions``,
+``_switch`` (calls, dials, plays), ``_faults``, ``_scenario``.
+
+Invariants:
+- After ANY call (``receive``, ``handle_timer``, ``inject_inbound_call``, ``send_*``,
+  ``connection_lost``) drain ``data_to_send()`` of every connection in ``connections()``,
+  even after a call that raised. ``ready_connections()`` narrows that to the connections
+  that queued a frame or closed since it was last called: the others have nothing to do.
+- Every step (one frame, one timer, one injection) ends with the events it caused framed
+  and queued (``Hub.flush``).
+- Secrets (tokens, JWTs) are checked and dropped; they never reach a repr, a frame or a
+  stored value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+
+from .._errors import LocalProtocolError
+from .._ids import IdFactory, sequential_uuids
+from ._connection import ServerConnection
+from ._hub import Hub
+from ._legs import LiveCall
+from ._scenario import Scenario
+
+__all__ = ["Simulator"]
+
+
+class Simulator:
+    """A simulated SignalWire switch shared by every connection.
+
+    ``credentials`` maps project -> token (``None`` accepts any project/token pair, and any
+    JWT unless ``jwt_tokens`` is given). ``scenario`` may be replaced at any time; installing
+    a new ``Faults`` object re-arms the one-shot faults. ``id_factory`` makes every id the
+    simulator mints (default: ``sequential_uuids()``, deterministic; ``uuid4_batched()``
+    for random ones).
+    """
+
+    def __init__(
+        self,
+        *,
+        credentials: Mapping[str, str] | None = None,
+        jwt_tokens: Collection[str] = (),
+        scenario: Scenario | None = None,
+        id_factory: IdFactory | None = None,
+        resume_grace: float = 30.0,
+        node_id: str = "sim-node-1@local",
+        space_id: str = "sim-space",
+        max_history: int = 100_000,
+        epoch: float = 0.0,
+    ) -> None:
+        self._hub: Hub[ServerConnection] = Hub(
+            credentials=credentials,
+            jwt_tokens=jwt_tokens,
+            scenario=scenario if scenario is not None else Scenario(),
+            new_id=id_factory if id_factory is not None else sequential_uuids(),
+            resume_grace=resume_grace,
+            node_id=node_id,
+            space_id=space_id,
+            max_history=max_history,
+            epoch=epoch,
+        )
+
+    def __repr__(self) -> str:
+        hub = self._hub
+        return (
+            f"<Simulator sessions={len(hub.sessions)} connections={len(hub.connections)}"
+            f" live_calls={hub.switch.live_count()}>"
+        )
+
+    @property
+    def epoch(self) -> float:
+        """Added to the clock's ``now`` to stamp events: pass ``time.time() - now`` when
+        ``now`` is a monotonic clock, so event timestamps are Unix seconds on the wire."""
+        return self._hub.sessions.epoch
+
+    @epoch.setter
+    def epoch(self, epoch: float) -> None:
+        self._hub.sessions.epoch = epoch
+
+    @property
+    def resume_grace(self) -> float:
+        """Seconds a session outlives its socket, waiting for a resume."""
+        return self._hub.sessions.resume_grace
+
+    @resume_grace.setter
+    def resume_grace(self, seconds: float) -> None:
+        self._hub.sessions.resume_grace = seconds
+
+    @property
+    def space_id(self) -> str:
+        return self._hub.sessions.space_id
+
+    @space_id.setter
+    def space_id(self, space_id: str) -> None:
+        self._hub.sessions.space_id = space_id
+
+    @property
+    def scenario(self) -> Scenario:
+        return self._hub.switch.scenario
+
+    @scenario.setter
+    def scenario(self, scenario: Scenario) -> None:
+        self._hub.switch.scenario = scenario
+
+    # ---- sockets ---------------------------------------------------------------------
+
+    def open_connection(self, now: float) -> ServerConnection:
+        connection = ServerConnection(self._hub, now)
+        self._hub.connections[connection] = None
+        return connection
+
+    def connections(self) -> list[ServerConnection]:
+        return list(self._hub.connections)
+
+    def ready_connections(self) -> list[ServerConnection]:
+        """The connections with frames queued or newly closed since the last call (so an
+        adapter flushes those, not every socket after every input). Connections already
+        lost are left out."""
+        return self._hub.take_ready()
+
+    # ---- time ------------------------------------------------------------------------
+
+    def next_deadline(self) -> float | None:
+        return self._hub.timers.next_deadline()
+
+    def handle_timer(self, now: float) -> None:
+        hub = self._hub
+        timers = hub.timers
+        while (timer := timers.pop_due(now)) is not None:
+            timer.payload(timer.when)
+            hub.flush()
+
+    # ---- queries and injections ------------------------------------------------------
+
+    def live_calls(self) -> list[LiveCall]:
+        return self._hub.switch.live_calls()
+
+    def all_calls(self) -> list[LiveCall]:
+        return self._hub.switch.all_calls()
+
+    def pending_dials(self) -> int:
+        return self._hub.switch.pending_dials()
+
+    def unacked_events(self, protocol: str) -> int:
+        session = self._hub.sessions.get(protocol)
+        return len(session.unacked) if session is not None else 0
+
+    def inject_inbound_call(
+        self,
+        *,
+        context: str,
+        from_number: str,
+        to_number: str,
+        now: float,
+        hangup_after: float | None = None,
+    ) -> str:
+        """Offer an inbound call (``calling.call.receive``) to a session on ``context``.
+
+        The first subscribed session with an open socket gets it (else the first
+        subscribed one, which will see it on resume). Returns the new call_id.
+        """
+        session = self._hub.sessions.receiver(context)
+        if session is None:
+            raise LocalProtocolError(f"no session receives context {context!r}")
+        call_id = self._hub.switch.inbound(
+            session,
+            context=context,
+            from_number=from_number,
+            to_number=to_number,
+            now=now,
+            hangup_after=hangup_after,
+        )
+        self._hub.flush()
+        return call_id
