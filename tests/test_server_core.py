@@ -914,6 +914,21 @@ def test_default_ids_are_uuid_shaped_and_scenario_is_replaceable() -> None:
     assert sim.unacked_events(str(peer.protocol)) == 0
 
 
+def test_settings_are_read_and_written_through_the_simulator() -> None:
+    sim = make_sim(resume_grace=5.0, epoch=100.0, space_id="s1")
+    assert (sim.resume_grace, sim.epoch, sim.space_id) == (5.0, 100.0, "s1")
+    sim.resume_grace, sim.epoch, sim.space_id = 1.0, 200.0, "s2"
+    assert (sim.resume_grace, sim.epoch, sim.space_id) == (1.0, 200.0, "s2")
+    peer = Peer(sim)
+    event = peer.connect(0.0)[1]["params"]
+    assert (event["timestamp"], event["space_id"]) == (200.0, "s2")
+    assert "sessions=1" in repr(sim)
+    peer.conn.connection_lost(0.0)
+    sim.handle_timer(1.5)  # the new, shorter grace has passed: the session is gone
+    assert sim.unacked_events(str(peer.protocol)) == 0
+    assert "sessions=0" in repr(sim)
+
+
 def test_shared_context_and_notifications() -> None:
     sim = make_sim()
     first, second = connected(sim), connected(sim)

@@ -1,8 +1,8 @@
 """The simulator's frames as text: its hand-assembled event envelopes and its ack fast path.
 
-The server core builds event frames from pieces encoded once (``Simulator._deliver``,
-``Switch._state_params``) and recognises the client's compact ack by its text
-(``ServerConnection._ack``). These tests pin both to what a plain JSON encoder / decoder
+The server core builds event frames from pieces encoded once (``_wire.EventFramer``,
+``_wire.leg_state_params``, ``_wire.dial_params``) and recognises the compact ack by its
+text (``_wire.parse_ack``). These tests pin both to what a plain JSON encoder / decoder
 makes of the same values, so the shortcuts can never change a byte or a meaning.
 """
 
@@ -13,9 +13,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_server_core import NODE, PROJECT, TOKEN, counter_ids, phone
 
-from relay_proto._errors import RemoteProtocolError
+from relay_proto import RemoteProtocolError
+from relay_proto import _wire as wire
 from relay_proto.simulator import (
     Faults,
     Outcome,
@@ -237,3 +240,59 @@ def test_ready_connections_names_those_with_work() -> None:
     quiet.data_to_send()
     quiet.connection_lost(2)
     assert sim.ready_connections() == []
+
+
+@settings(deadline=None)
+@given(
+    event_id=st.text(max_size=12),
+    indent=st.sampled_from([None, 1]),
+    reverse=st.booleans(),
+    ascii_only=st.booleans(),
+)
+def test_parse_ack_never_disagrees_with_parse(
+    event_id: str, indent: int | None, reverse: bool, ascii_only: bool
+) -> None:
+    """Whatever valid ack text arrives, ``parse_ack`` gives its id or defers to ``parse``."""
+    items = [("jsonrpc", "2.0"), ("id", event_id), ("result", {})]
+    text = json.dumps(
+        dict(reversed(items) if reverse else items),
+        separators=(",", ":") if indent is None else None,
+        indent=indent,
+        ensure_ascii=ascii_only,
+    )
+    found = wire.parse_ack(text)
+    assert found is None or (found == event_id == wire.parse(text).id)
+    if text == compact_ack(event_id) and event_id.isprintable() and event_id.isascii():
+        assert found == event_id or '"' in event_id or "\\" in event_id
+    assert wire.parse_ack(text.encode()) is None
+
+
+def test_simulator_applies_the_client_rules() -> None:
+    sim, conn, _protocol = connected()
+    bad = [
+        {"type": "phone", "params": {"to_number": "5550000002", "from_number": "+15550000001"}},
+        {
+            "type": "sip",
+            "params": {
+                "to": "sip:b@x",
+                "from": "sip:a@x",
+                "headers": [{"name": "H", "value": "v"}],
+            },
+        },
+    ]
+    for device in bad:
+        conn.receive(
+            reference(
+                {
+                    "jsonrpc": "2.0",
+                    "id": "d",
+                    "method": "calling.dial",
+                    "params": {"tag": "t", "devices": [[device]]},
+                }
+            ),
+            0,
+        )
+        (reply,) = [json.loads(text) for text in conn.data_to_send()]
+        assert reply["error"]["code"] == -32602
+        assert reply["error"]["message"].startswith("devices[0][0].params.")
+    assert sim.all_calls() == []

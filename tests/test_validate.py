@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -90,3 +91,92 @@ def test_json_params_copy_and_name_the_bad_value_by_its_path() -> None:
         validate.json_params("params", {"x": [{"y": {1}}]})
     with pytest.raises(LocalProtocolError, match=r"params\.k: object keys must be strings"):
         validate.json_params("params", {"k": {1: "v"}})
+
+
+# ---- the one rule set, as the simulator applies it to wire params -------------------------
+
+
+def _phone(**params: object) -> dict[str, object]:
+    return {
+        "type": "phone",
+        "params": {"to_number": "+15550000002", "from_number": "+1555", **params},
+    }
+
+
+def _sip(**params: object) -> dict[str, object]:
+    return {"type": "sip", "params": {"to": "sip:b@x", "from": "sip:a@x", **params}}
+
+
+@pytest.mark.parametrize(
+    ("device", "field"),
+    [
+        ({"type": "phone", "params": {"to_number": "555", "from_number": "+1555"}}, "to_number"),
+        (_sip(headers=[{"name": "Foo", "value": "v"}]), "headers[0].name"),
+        (_sip(to="b@x"), ".to"),
+        ({"type": "webrtc", "params": {"timeout": 1.5}}, "timeout"),
+        (_sip(max_duration=0), "max_duration"),
+        (_phone(timeout=10**13), "timeout"),
+        ({"type": "", "params": {}}, "type"),
+        ({"type": "phone", "params": [1]}, "params"),
+        ([1], "devices[0][0]"),
+    ],
+)
+def test_client_and_simulator_refuse_the_same_devices(device: object, field: str) -> None:
+    with pytest.raises(LocalProtocolError, match=re.escape(field)):
+        validate.devices_plan([[device]])
+    with pytest.raises(LocalProtocolError, match=re.escape(field)):
+        validate.check_dial({"tag": "t", "devices": [[device]]})
+
+
+def test_check_dial_returns_the_devices_as_given() -> None:
+    device = _phone(timeout=30)
+    request = validate.check_dial({"tag": "t", "devices": [[device]], "max_duration": 60})
+    assert (request.tag, request.plan, request.node_id, request.max_duration) == (
+        "t",
+        [[device]],
+        None,
+        60,
+    )
+    assert request.plan[0][0] is device  # not copied: the wire params are fresh already
+    for params in (
+        {"devices": [[device]]},
+        {"tag": "t", "devices": [[device]], "region": ""},
+        {"tag": "t", "devices": [[device]], "max_price_per_minute": 0},
+        {"tag": "t", "devices": [[device]], "max_duration": 1.5},
+    ):
+        with pytest.raises(LocalProtocolError):
+            validate.check_dial(params)
+
+
+def test_media_rules_are_shared_and_the_wire_form_is_nested() -> None:
+    for flat in ({"type": "ringtone", "duration": 2}, {"type": "audio", "url": "u", "duration": 0}):
+        with pytest.raises(LocalProtocolError):
+            validate.media_list([flat])
+        nested = {"type": flat["type"], "params": {k: v for k, v in flat.items() if k != "type"}}
+        with pytest.raises(LocalProtocolError):
+            validate.check_media("play[0]", nested)
+    ok = {"type": "tts", "params": {"text": "hi"}}
+    assert validate.check_media("play[0]", ok) == ("tts", {"text": "hi"})
+    for bad in (
+        {"type": "tts", "text": "hi"},
+        {**ok, "text": "x"},
+        "tts",
+        {"type": 1, "params": {}},
+    ):
+        with pytest.raises(LocalProtocolError, match=r"play\[0\]"):
+            validate.check_media("play[0]", bad)
+
+
+def test_numbers_are_bounded_on_both_sides() -> None:
+    assert validate.positive_int("n", 10**12) == 10**12
+    for check in (validate.positive_int, validate.number, validate.positive_number):
+        with pytest.raises(LocalProtocolError, match="at most"):
+            check("n", 10**12 + 1)
+    assert validate.non_negative_int("loop", 0) == 0
+    for bad in (-1, 1.0, True, 10**13):
+        with pytest.raises(LocalProtocolError, match="loop"):
+            validate.non_negative_int("loop", bad)
+    assert validate.check_contexts(["a"]) == ["a"]
+    for bad_contexts in (("a",), [""], "a"):
+        with pytest.raises(LocalProtocolError, match="contexts"):
+            validate.check_contexts(bad_contexts)

@@ -87,9 +87,6 @@ class Session:
         self.resumable = True
         self.framer = wire.EventFramer(self.protocol, project)
 
-    def __repr__(self) -> str:
-        return f"<Session {self.protocol} unacked={len(self.unacked)}>"
-
     def emit(self, event_type: str, params_json: str, timestamp: float) -> None:
         self._queue.append((self, event_type, params_json, timestamp))
 
