@@ -1,28 +1,30 @@
 """The client's request table: requests awaiting a reply, or a socket to go out on.
 
+This module owns whether a request has been sent: ``PendingRequest.sent`` is the one
+record of it (a dial's record in the tracker does not keep its own copy).
+
 Invariants:
 
-* A request is either *held* (waiting for a READY session, in ``add`` order) or *sent*
-  (its frame is in the outbox); ``flush`` sends every held request, in order.
+* A pending request is either *held* (waiting for a READY session, in ``add`` order),
+  *queued* (its frame is in the outbox, not drained yet) or *sent* (drained: its fate is
+  on the wire); ``flush`` queues every held request, in order. Only pending requests are
+  ever queued: one finished or withdrawn while held or queued is never written.
 * At most ``max_queued`` requests made through the public API wait for a socket; internal
-  ones (pings, hang-ups) are exempt so that cleanup is never refused.
+  ones (pings, hang-ups) and cleanup hang-ups (anything with ``resend``) are exempt, so
+  that cleanup is never refused.
 * A finished id is remembered in a bounded record, so a late reply to it can be told apart
   from a reply to an id that was never issued.
 """
 
 from __future__ import annotations
 
-import itertools
-import os
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from . import _wire as wire
 from ._errors import LocalProtocolError
-
-JSONObject = dict[str, Any]
+from ._wire import JSONObject
 
 _RECENT_LIMIT = 4096
 
@@ -36,34 +38,16 @@ class PendingRequest:
     dial_tag: str | None = None
     #: Whether its outcome is reported as ``RequestSucceeded``/``RequestFailed``.
     surface: bool = True
-    #: For internal hang-ups: the params to re-send after a reconnect.
+    #: For hang-ups that must happen (internal or cleanup): the params to send again, under
+    #: a new id, after a reconnect. Such requests are exempt from ``max_queued``.
     resend: JSONObject | None = None
+    #: The id the caller was given, when this is a re-send under a new id: its outcome is
+    #: reported under that one.
+    origin: str | None = None
     #: For ``calling.play``: the play it started.
     control_id: str | None = None
+    #: Drained from the outbox: the frame is on its way (the one record of "sent").
     sent: bool = False
-
-
-def uuid4() -> str:
-    """A random (version 4) UUID string, built from ``os.urandom``.
-
-    Not ``uuid.uuid4()``: importing ``uuid`` drags in ``platform`` and more, and the core
-    keeps its imports to the few modules it needs.
-    """
-    raw = bytearray(os.urandom(16))
-    raw[6] = (raw[6] & 0x0F) | 0x40
-    raw[8] = (raw[8] & 0x3F) | 0x80
-    h = raw.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-def counter_ids() -> Callable[[], str]:
-    """The default request id factory: a random prefix per connection, then a counter.
-
-    Ids only need to be unique within a session; this is cheaper than a UUID per frame.
-    """
-    prefix = os.urandom(6).hex() + "-"
-    count = itertools.count(1)
-    return lambda: prefix + str(next(count))
 
 
 class RequestTable:
@@ -84,39 +68,44 @@ class RequestTable:
 
     def add(self, request: PendingRequest, params: JSONObject, send: bool) -> str:
         """Register ``request``; write its frame now when ``send``, else hold it."""
-        if request.surface and not send and len(self._held) >= self._max_queued:
+        if (
+            not send
+            and request.surface
+            and request.resend is None
+            and len(self._held) >= self._max_queued
+        ):
             raise LocalProtocolError(
                 f"{len(self._held)} requests already wait for a connection (max_queued)"
             )
         request_id = self._new_id()
-        if send:
-            self._queue(request_id, request.method, params)
-        else:
-            self._held.append((request_id, params))
         self._pending[request_id] = request
+        self._hold_or_queue(request_id, request.method, params, send)
         return request_id
 
-    def _queue(self, request_id: str, method: str, params: JSONObject) -> None:
-        frame = wire.encode_request(request_id, method, params)
-        self._outbox.append(frame)
-        self._queued.append((request_id, params, frame))
+    def _hold_or_queue(self, request_id: str, method: str, params: JSONObject, send: bool) -> None:
+        if send:
+            frame = wire.encode_request(request_id, method, params)
+            self._outbox.append(frame)
+            self._queued.append((request_id, params, frame))
+        else:
+            self._held.append((request_id, params))
 
-    def drained(self) -> list[PendingRequest]:
-        """The outbox was drained: its requests are on their way. Returns them."""
-        out = []
+    def drained(self) -> None:
+        """The outbox was drained: its requests are on their way."""
+        pending = self._pending
         for request_id, _, _ in self._queued:
-            request = self._pending.get(request_id)
+            request = pending.get(request_id)
             if request is not None:
                 request.sent = True
-                out.append(request)
         self._queued.clear()
-        return out
 
     def unsend(self) -> None:
         """The socket died before the outbox was drained: hold those requests again,
-        ahead of the ones already held (they were made first)."""
+        ahead of the ones already held (they were made first). Finished ones are dropped."""
         self._held.extendleft(
-            (request_id, params) for request_id, params, _ in reversed(self._queued)
+            (request_id, params)
+            for request_id, params, _ in reversed(self._queued)
+            if request_id in self._pending
         )
         self._queued.clear()
 
@@ -150,14 +139,30 @@ class RequestTable:
                 self._outbox.remove(frame)
                 break
 
+    def withdraw_unsent(self, request_id: str) -> None:
+        """``withdraw`` a request if it is still pending and has not been sent."""
+        request = self._pending.get(request_id)
+        if request is not None and not request.sent:
+            self.withdraw(request_id)
+
     def in_flight(self) -> list[tuple[str, PendingRequest]]:
         return [(rid, req) for rid, req in self._pending.items() if req.sent]
 
     def held(self) -> list[tuple[str, PendingRequest]]:
-        return [(rid, self._pending[rid]) for rid, _ in self._held]
+        return [(rid, self._pending[rid]) for rid, _ in self._held if rid in self._pending]
+
+    def unsent_dial_tags(self) -> frozenset[str]:
+        """Tags of ``dial()`` requests that have not gone out (held or not drained)."""
+        return frozenset(
+            request.dial_tag
+            for request in self._pending.values()
+            if request.dial_tag is not None and not request.sent
+        )
 
     def flush(self) -> None:
         """Queue every held request for writing, in order."""
         while self._held:
             request_id, params = self._held.popleft()
-            self._queue(request_id, self._pending[request_id].method, params)
+            request = self._pending.get(request_id)
+            if request is not None:  # finished while held (a ping given up on)
+                self._hold_or_queue(request_id, request.method, params, send=True)

@@ -123,6 +123,25 @@ def encode_result(request_id: str | int | None, result: JSONObject) -> str:
     return _encode({"jsonrpc": "2.0", "id": request_id, "result": result})
 
 
+def encode_pong(request_id: str | int, params: Any) -> str:
+    """The reply to a server ``signalwire.ping``: its ``timestamp`` and ``payload`` echoed.
+
+    What the peer sent may parse yet not encode (nested deeper than the encoder's
+    recursion allows): such a value is left out of the echo rather than let the error
+    escape from ``receive()``.
+    """
+    reply: JSONObject = {}
+    if isinstance(params, dict):
+        for key in ("timestamp", "payload"):
+            if key in params:
+                try:
+                    _encode(params[key])
+                except (RecursionError, ValueError):
+                    continue
+                reply[key] = params[key]
+    return encode_result(request_id, reply)
+
+
 def encode_error(request_id: str | int | None, code: int, message: str, data: Any = None) -> str:
     error: JSONObject = {"code": code, "message": message}
     if data is not None:
