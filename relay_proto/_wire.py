@@ -127,19 +127,16 @@ def encode_pong(request_id: str | int, params: Any) -> str:
     """The reply to a server ``signalwire.ping``: its ``timestamp`` and ``payload`` echoed.
 
     What the peer sent may parse yet not encode (nested deeper than the encoder's
-    recursion allows): such a value is left out of the echo rather than let the error
-    escape from ``receive()``.
+    recursion allows from where it runs): such a value is left out of the echo rather
+    than let the error escape from ``receive()``.
     """
-    reply: JSONObject = {}
-    if isinstance(params, dict):
-        for key in ("timestamp", "payload"):
-            if key in params:
-                try:
-                    _encode(params[key])
-                except (RecursionError, ValueError):
-                    continue
-                reply[key] = params[key]
-    return encode_result(request_id, reply)
+    fields = params if isinstance(params, dict) else {}
+    for keys in (("timestamp", "payload"), ("timestamp",)):
+        try:
+            return encode_result(request_id, {key: fields[key] for key in keys if key in fields})
+        except (RecursionError, ValueError):
+            continue
+    return encode_result(request_id, {})
 
 
 def encode_error(request_id: str | int | None, code: int, message: str, data: Any = None) -> str:
