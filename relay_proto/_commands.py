@@ -61,3 +61,18 @@ def play_control_params(control_id: str, action: str, volume: float | None) -> J
     if action == "volume":
         params["volume"] = validate.number("volume", volume)
     return params
+
+
+def auth_params(project: str | None, token: str | None, jwt_token: str | None) -> JSONObject:
+    """The ``authentication`` object: a JWT, or a project and its token (never both)."""
+    if jwt_token is not None:
+        if project is not None or token is not None:
+            raise LocalProtocolError("pass either jwt_token or project+token, not both")
+        return {"jwt_token": validate.secret("jwt_token", jwt_token)}
+    validate.non_empty_str("project", project)
+    validate.secret("token", token)
+    return {"project": project, "token": token}
+
+
+def optional_positive(where: str, value: float | None) -> float | None:
+    return None if value is None else validate.positive_number(where, value)

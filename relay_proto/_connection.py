@@ -5,11 +5,10 @@ events (returned) and text frames (queued; drain them with ``data_to_send()`` af
 call, even one that raised). The core never reads a clock: calls that start timers take
 ``now``, ``next_deadline()`` says when to call ``handle_timer(now)``.
 
-This module owns the session (connect, resume, disconnect; its state moves only through
-``_state.SESSION``), turning the tracker's intents into frames, replies to requests,
-server requests and liveness. Dials, calls and plays live in ``_tracker.CallTracker``,
-which returns intents (``EndLeg``, ``Withdraw``) instead of calling back; requests and
-whether they were sent live in ``_requests.RequestTable``.
+This module owns the outbox and ties the parts together: the session (``_session``, its
+state read from ``_state.SESSION``), requests (``_requests``: the one record of "sent"),
+dials, calls and plays (``_tracker``, which returns intents that are turned into frames
+here) and liveness (``_liveness``).
 
 Invariants:
 
@@ -34,7 +33,6 @@ Invariants:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 from . import _commands as commands
@@ -45,10 +43,7 @@ from ._events import (
     CallInfo,
     Event,
     MaxDurationReached,
-    RequestFailed,
-    RequestSucceeded,
     SessionState,
-    UnhandledEvent,
 )
 from ._ids import counter_ids, uuid4
 from ._liveness import Liveness
@@ -83,16 +78,16 @@ class ClientConnection:
         max_queued: int = 10_000,
     ) -> None:
         self._session = Session(
-            auth=_auth(project, token, jwt_token),
+            auth=commands.auth_params(project, token, jwt_token),
             agent=validate.non_empty_str("agent", agent),
             contexts=validate.contexts_list(contexts),
         )
         self._new_id = id_factory or counter_ids()
         self._new_tag = tag_factory or uuid4
         self._liveness = Liveness(
-            ping_interval=_optional_positive("ping_interval", ping_interval),
+            ping_interval=commands.optional_positive("ping_interval", ping_interval),
             max_failures=validate.positive_int("max_ping_failures", max_ping_failures),
-            silence_timeout=_optional_positive("silence_timeout", silence_timeout),
+            silence_timeout=commands.optional_positive("silence_timeout", silence_timeout),
         )
         self._outbox: list[str] = []
         self._requests = RequestTable(
@@ -338,7 +333,11 @@ class ClientConnection:
                     self._outbox.append(wire.encode_ack(message.id))
                 self._on_event(message.params, now, events)
             else:
-                self._on_server_request(message, events)
+                reply, disconnect = self._session.answer(message)
+                if reply is not None:
+                    self._outbox.append(reply)
+                if disconnect is not None:
+                    events.append(disconnect)
         elif message.id is None:
             raise RemoteProtocolError(f"error reply without an id: {message.message!r}")
         else:
@@ -359,7 +358,9 @@ class ClientConnection:
             timestamp = wire.timestamp(timestamp)
         handler = self._tracker.handlers.get(event_type)
         if handler is None:
-            self._on_other_event(event_type, inner, timestamp, events)
+            unhandled = self._session.other_event(event_type, inner, timestamp)
+            if unhandled is not None:
+                events.append(unhandled)
             return
         intents: list[Intent] = []
         handler(inner, timestamp, now, events, intents)
@@ -396,8 +397,6 @@ class ClientConnection:
             else:
                 self._requests.withdraw_unsent(intent.request_id)
 
-    # ------------------------------------------------------------------ internals: replies
-
     def _on_reply(
         self, message: wire.Result | wire.ErrorReply, now: float, events: list[Event]
     ) -> None:
@@ -405,21 +404,13 @@ class ClientConnection:
         if request_id == self._session.connect_id:
             self._on_connect_reply(message, now, events)
             return
-        request = self._requests.take(request_id)
+        request = self._requests.take_reply(request_id)
         if request is None:
-            if self._requests.is_recent(request_id):
-                return
-            raise RemoteProtocolError(f"reply to a request that was never made: id {request_id!r}")
+            return
         if request_id == self._liveness.ping_id:
             self._liveness.answered(ok=isinstance(message, wire.Result))
             return
-        if request.origin is not None:
-            request_id = request.origin  # a re-send: reported under the id the caller has
-        failure: tuple[int, str] | None
-        if isinstance(message, wire.ErrorReply):
-            failure, data = (message.code, message.message), message.data
-        else:
-            failure, data = wire.result_failure(message.result), None
+        failure, data = wire.reply_failure(message)
         if request.dial_tag is not None:
             if failure is not None:
                 intents: list[Intent] = []
@@ -428,10 +419,7 @@ class ClientConnection:
         elif failure is None:
             if request.surface:
                 assert isinstance(message, wire.Result)
-                result = message.result if isinstance(message.result, dict) else {}
-                events.append(
-                    RequestSucceeded(request_id=request_id, method=request.method, result=result)
-                )
+                events.append(request.succeeded(request_id, message.result))
         else:
             self._on_failure(request_id, request, *failure, data, events)
 
@@ -448,16 +436,7 @@ class ClientConnection:
         if request.control_id is not None:
             self._tracker.drop_play(request.control_id)
         if request.surface:
-            events.append(
-                RequestFailed(
-                    request_id=request_id,
-                    method=request.method,
-                    code=code,
-                    message=text,
-                    data=data,
-                    call_gone=gone,
-                )
-            )
+            events.append(request.failed(request_id, code, text, data, gone))
         if gone:
             assert request.call_id is not None
             self._tracker.call_gone(request.call_id, events)
@@ -485,27 +464,14 @@ class ClientConnection:
 
     def _settle_in_flight(self, events: list[Event]) -> None:
         """Decide the fate of requests whose replies were lost with the previous socket."""
-        for request_id, request in self._requests.in_flight():
-            self._requests.finish(request_id)
-            if request.resend is not None:
-                origin = request.origin or request_id
-                self._request(replace(request, sent=False, origin=origin), request.resend)
-            elif request.dial_tag is None:  # a dial is reconciled by its tag instead
-                self._fail_lost(request_id, request, events)
+        for request_id, request in self._requests.settle(send=self._session.state is _READY):
+            self._fail_lost(request_id, request, events)
 
     def _fail_lost(self, request_id: str, request: PendingRequest, events: list[Event]) -> None:
         assert request.surface  # internal pings die with their socket, hang-ups are re-sent
         if request.control_id is not None:
             self._tracker.drop_play(request.control_id)
-        events.append(
-            RequestFailed(
-                request_id=request_id,
-                method=request.method,
-                code=-1,
-                message="connection lost before the reply arrived",
-                connection_lost=True,
-            )
-        )
+        events.append(request.lost(request_id))
 
     def _reset_session(self, events: list[Event]) -> None:
         """The server did not keep the session: fail everything that lived in it.
@@ -514,43 +480,11 @@ class ClientConnection:
         behind may still be up). Call commands still waiting for a socket fail with the call.
         """
         self._settle_in_flight(events)
-        lost = set(self._tracker.calls)
-        for request_id, request in self._requests.held():
-            if request.surface and request.resend is None and request.call_id in lost:
-                self._requests.withdraw(request_id)
-                self._fail_lost(request_id, request, events)
+        for request_id, request in self._requests.withdraw_held_for(set(self._tracker.calls)):
+            self._fail_lost(request_id, request, events)
         intents: list[Intent] = []
         self._tracker.reset(self._requests.unsent_dial_tags(), events, intents)
         self._apply(intents, events)
-
-    # ------------------------------------------------------------------ internals: server requests
-
-    def _on_server_request(self, message: wire.Request, events: list[Event]) -> None:
-        params = message.params
-        method = message.method
-        if method == "signalwire.ping":  # signalwire.event is handled in receive()
-            if message.id is not None:
-                self._outbox.append(wire.encode_pong(message.id, params))
-        elif method == "signalwire.disconnect":
-            if message.id is not None:
-                self._outbox.append(wire.encode_ack(message.id))
-            disconnect = self._session.disconnect_requested(params)
-            if disconnect is not None:
-                events.append(disconnect)
-        elif message.id is not None:
-            self._outbox.append(
-                wire.encode_error(message.id, -32601, f"method not found: {method}")
-            )
-
-    def _on_other_event(
-        self, event_type: str, inner: JSONObject, timestamp: float | None, events: list[Event]
-    ) -> None:
-        if event_type == "signalwire.authorization.state":
-            self._session.authorization_state(inner)
-            return
-        events.append(UnhandledEvent(event_type=event_type, timestamp=timestamp, params=inner))
-
-    # ------------------------------------------------------------------ internals: liveness
 
     def _check_liveness(self, now: float, events: list[Event]) -> None:
         if self._session.state is SessionState.IDLE:
@@ -563,17 +497,3 @@ class ClientConnection:
         if send_ping:
             request = PendingRequest("signalwire.ping", surface=False)
             self._liveness.ping_sent(now, self._request(request, {"timestamp": now}))
-
-
-def _auth(project: str | None, token: str | None, jwt_token: str | None) -> JSONObject:
-    if jwt_token is not None:
-        if project is not None or token is not None:
-            raise LocalProtocolError("pass either jwt_token or project+token, not both")
-        return {"jwt_token": validate.secret("jwt_token", jwt_token)}
-    validate.non_empty_str("project", project)
-    validate.secret("token", token)
-    return {"project": project, "token": token}
-
-
-def _optional_positive(where: str, value: float | None) -> float | None:
-    return None if value is None else validate.positive_number(where, value)

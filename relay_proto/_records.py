@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._errors import RemoteProtocolError
-from ._events import CallInfo, CallState, Leg
+from ._events import CallInfo, CallState, DialFailed, DialFailureCause, Leg
 from ._state import DialStatus
 from ._timers import Timer
 from ._wire import JSONObject
@@ -122,6 +122,26 @@ class DialRecord:
         for leg in self.legs.values():
             leg.device = _NO_DEVICE
         return legs
+
+    def failed(
+        self,
+        cause: DialFailureCause,
+        message: str,
+        *,
+        code: int | None = None,
+        reason: str | None = None,
+        source: str | None = None,
+    ) -> DialFailed:
+        """The ``DialFailed`` that resolves this dial (takes the legs' snapshot)."""
+        return DialFailed(
+            tag=self.tag,
+            cause=cause,
+            code=code,
+            message=message,
+            reason=reason,
+            source=source,
+            legs=self.legs_snapshot(),
+        )
 
 
 # ---------------------------------------------------------------------------- field readers

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 from . import _wire as wire
-from ._errors import LocalProtocolError
+from ._errors import LocalProtocolError, RemoteProtocolError
+from ._events import RequestFailed, RequestSucceeded
 from ._wire import JSONObject
 
 _RECENT_LIMIT = 4096
@@ -48,6 +50,34 @@ class PendingRequest:
     control_id: str | None = None
     #: Drained from the outbox: the frame is on its way (the one record of "sent").
     sent: bool = False
+
+    def succeeded(self, request_id: str, result: Any) -> RequestSucceeded:
+        body = result if isinstance(result, dict) else {}
+        return RequestSucceeded(
+            request_id=self.origin or request_id, method=self.method, result=body
+        )
+
+    def failed(
+        self, request_id: str, code: int, message: str, data: Any, call_gone: bool
+    ) -> RequestFailed:
+        return RequestFailed(
+            request_id=self.origin or request_id,
+            method=self.method,
+            code=code,
+            message=message,
+            data=data,
+            call_gone=call_gone,
+        )
+
+    def lost(self, request_id: str) -> RequestFailed:
+        """Its reply was lost with the socket (or the call it waited for, with the session)."""
+        return RequestFailed(
+            request_id=self.origin or request_id,
+            method=self.method,
+            code=-1,
+            message="connection lost before the reply arrived",
+            connection_lost=True,
+        )
 
 
 class RequestTable:
@@ -109,9 +139,6 @@ class RequestTable:
         )
         self._queued.clear()
 
-    def is_recent(self, request_id: str) -> bool:
-        return request_id in self._recent
-
     def take(self, request_id: str) -> PendingRequest | None:
         """``finish`` a pending request and return it; None (and no change) if not pending."""
         request = self._pending.pop(request_id, None)
@@ -145,11 +172,44 @@ class RequestTable:
         if request is not None and not request.sent:
             self.withdraw(request_id)
 
-    def in_flight(self) -> list[tuple[str, PendingRequest]]:
-        return [(rid, req) for rid, req in self._pending.items() if req.sent]
+    def take_reply(self, request_id: str) -> PendingRequest | None:
+        """``take`` the request a reply answers; None for a late reply to a finished one."""
+        request = self.take(request_id)
+        if request is None and request_id not in self._recent:
+            raise RemoteProtocolError(f"reply to a request that was never made: id {request_id!r}")
+        return request
 
-    def held(self) -> list[tuple[str, PendingRequest]]:
-        return [(rid, self._pending[rid]) for rid, _ in self._held if rid in self._pending]
+    def settle(self, send: bool) -> list[tuple[str, PendingRequest]]:
+        """Settle the requests whose replies were lost with the socket; return the failed.
+
+        Hang-ups that must happen (``resend``) go out again under new ids, keeping the id
+        the caller was given as ``origin``; a dial is forgotten (it is reconciled by its
+        tag); every other one has failed and is returned.
+        """
+        failed = []
+        for request_id, request in [(r, q) for r, q in self._pending.items() if q.sent]:
+            self.finish(request_id)
+            if request.resend is not None:
+                origin = request.origin or request_id
+                self.add(replace(request, sent=False, origin=origin), request.resend, send)
+            elif request.dial_tag is None:
+                failed.append((request_id, request))
+        return failed
+
+    def withdraw_held_for(self, call_ids: set[str]) -> list[tuple[str, PendingRequest]]:
+        """Withdraw the held requests the caller made for ``call_ids`` (lost calls);
+        hang-ups that must happen stay. Returns the withdrawn."""
+        doomed = [
+            (rid, self._pending[rid])
+            for rid, _ in self._held
+            if rid in self._pending
+            and self._pending[rid].surface
+            and self._pending[rid].resend is None
+            and self._pending[rid].call_id in call_ids
+        ]
+        for request_id, _ in doomed:
+            self.withdraw(request_id)
+        return doomed
 
     def unsent_dial_tags(self) -> frozenset[str]:
         """Tags of ``dial()`` requests that have not gone out (held or not drained)."""

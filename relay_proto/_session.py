@@ -2,9 +2,9 @@
 
 ``Session`` owns ``state`` (moved only through ``_state.SESSION``), the protocol and
 authorization state a resume needs, and the outstanding ``signalwire.connect``. It builds
-the connect params and reads the connect reply and ``signalwire.disconnect``, returning
-events and decisions; it writes no frames and knows nothing of requests or calls (the
-connection acts on what it returns).
+the connect params, reads the connect reply, and answers the server's own requests
+(ping, disconnect); it returns events, decisions and reply frames, queues nothing itself,
+and knows nothing of requests or calls (the connection acts on what it returns).
 
 Invariants: ``connect_id`` is set exactly while a ``signalwire.connect`` awaits its reply;
 stored resume state (``protocol``, ``authorization_state``) is forgotten whenever the server
@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import _wire as wire
 from ._errors import RemoteProtocolError
-from ._events import Connected, ConnectFailed, DisconnectRequested, SessionState
+from ._events import Connected, ConnectFailed, DisconnectRequested, SessionState, UnhandledEvent
 from ._records import str_field
 from ._state import SessionInput, next_session_state
 from ._wire import JSONObject
@@ -120,11 +121,32 @@ class Session:
         self.move(SessionInput.DISCONNECT_REQUESTED)
         return DisconnectRequested(restart=restart)
 
-    def authorization_state(self, inner: JSONObject) -> None:
-        """``signalwire.authorization.state``: keep the blob for the next resume."""
+    def answer(self, message: wire.Request) -> tuple[str | None, DisconnectRequested | None]:
+        """A server request other than ``signalwire.event``: ``(reply frame, event)``."""
+        reply: str | None = None
+        event: DisconnectRequested | None = None
+        if message.method == "signalwire.ping":
+            if message.id is not None:
+                reply = wire.encode_pong(message.id, message.params)
+        elif message.method == "signalwire.disconnect":
+            if message.id is not None:
+                reply = wire.encode_ack(message.id)
+            event = self.disconnect_requested(message.params)
+        elif message.id is not None:
+            reply = wire.encode_error(message.id, -32601, f"method not found: {message.method}")
+        return reply, event
+
+    def other_event(
+        self, event_type: str, inner: JSONObject, timestamp: float | None
+    ) -> UnhandledEvent | None:
+        """A ``signalwire.event`` the tracker does not handle: the authorization blob is
+        kept for the next resume, anything else is reported as ``UnhandledEvent``."""
+        if event_type != "signalwire.authorization.state":
+            return UnhandledEvent(event_type=event_type, timestamp=timestamp, params=inner)
         value = inner.get("authorization_state")
         if isinstance(value, str) and value:
             self._authorization_state = value
+        return None
 
     def _forget_resume_state(self) -> None:
         self.protocol = None

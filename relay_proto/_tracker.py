@@ -37,7 +37,6 @@ from ._events import (
     CallState,
     CallStateChanged,
     DialAnswered,
-    DialFailed,
     DialFailureCause,
     DialTimedOut,
     Event,
@@ -135,17 +134,7 @@ class CallTracker:
         if record is None or record.status is not DialStatus.PENDING:
             return []
         self._kill(record, now, intents)
-        return [
-            DialFailed(
-                tag=tag,
-                cause=DialFailureCause.REFUSED,
-                code=code,
-                message=message,
-                reason=None,
-                source=None,
-                legs=record.legs_snapshot(),
-            )
-        ]
+        return [record.failed(DialFailureCause.REFUSED, message, code=code)]
 
     def call_gone(self, call_id: str, events: list[Event]) -> None:
         """A call-level command answered 404/410: forget the call if it was still tracked."""
@@ -174,17 +163,8 @@ class CallTracker:
             self._end_legs(record, intents)
             ended.update(leg.call_id for leg in record.legs.values() if leg.end_sent)
             if pending:
-                events.append(
-                    DialFailed(
-                        tag=tag,
-                        cause=DialFailureCause.CONNECTION_LOST,
-                        code=None,
-                        message="the session was lost and the server did not restore it",
-                        reason=None,
-                        source=None,
-                        legs=record.legs_snapshot(),
-                    )
-                )
+                lost = "the session was lost and the server did not restore it"
+                events.append(record.failed(DialFailureCause.CONNECTION_LOST, lost))
         for call_id, call in list(self.calls.items()):
             reason = end_reason(call.state, end_sent=call_id in ended, dial=None)
             if reason is not None:
@@ -228,13 +208,7 @@ class CallTracker:
                 self._end_legs(record, intents, call_id)
         call = self.calls.get(call_id)
         if call is not None:
-            moved = advances(call.state, state)
-            if moved:
-                previous, call.state = call.state, state
-                if state.rank >= _ENDING.rank:
-                    self._stop_max_duration(call)
-                if state is CallState.ENDED:
-                    self._drop_call(call_id)
+            previous, moved = self._move_call(call, state)
         elif record is None:
             return  # a call this session does not know: acknowledged and ignored
         if moved:
@@ -250,6 +224,18 @@ class CallTracker:
                     raw=inner,
                 )
             )
+
+    def _move_call(self, call: TrackedCall, state: CallState) -> tuple[CallState | None, bool]:
+        """Move a call of the session forward: ``(previous state, whether it moved)``."""
+        previous = call.state
+        if not advances(previous, state):
+            return None, False
+        call.state = state
+        if state.rank >= _ENDING.rank:
+            self._stop_max_duration(call)
+        if state is CallState.ENDED:
+            self._drop_call(call.call_id)
+        return previous, True
 
     def _move_leg(
         self,
@@ -305,17 +291,11 @@ class CallTracker:
             self._on_dial_answered(record, *winner, now, events, intents)
         elif record.status is DialStatus.PENDING:
             self._kill(record, now, intents)
-            events.append(
-                DialFailed(
-                    tag=tag,
-                    cause=DialFailureCause.FAILED,
-                    code=None,
-                    message="every device failed",
-                    reason=opt_str(inner, "reason"),
-                    source=opt_str(inner, "source"),
-                    legs=record.legs_snapshot(),
-                )
+            reason, source = opt_str(inner, "reason"), opt_str(inner, "source")
+            failed = record.failed(
+                DialFailureCause.FAILED, "every device failed", reason=reason, source=source
             )
+            events.append(failed)
 
     def _on_dial_answered(
         self,

@@ -198,6 +198,13 @@ def timestamp(value: Any) -> float | None:
         return None
 
 
+def reply_failure(message: Result | ErrorReply) -> tuple[tuple[int, str] | None, Any]:
+    """``((code, message) or None when it succeeded, error data)`` for a reply."""
+    if isinstance(message, ErrorReply):
+        return (message.code, message.message), message.data
+    return result_failure(message.result), None
+
+
 def result_failure(result: Any) -> tuple[int, str] | None:
     """Apply the RELAY ``code`` rule to a result: ``(code, message)`` if it is a failure.
 
