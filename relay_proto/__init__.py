@@ -4,7 +4,7 @@ No I/O, no clock, standard library only. Feed whole WebSocket text messages in w
 current time, get events back, and write out whatever ``data_to_send()`` returns.
 """
 
-from ._client import DEFAULT_AGENT, PROTOCOL_VERSION, ClientConnection
+from ._connection import DEFAULT_AGENT, ClientConnection
 from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from ._events import (
     CallInfo,
@@ -30,6 +30,7 @@ from ._events import (
     SessionState,
     UnhandledEvent,
 )
+from ._session import PROTOCOL_VERSION
 
 __all__ = [
     "DEFAULT_AGENT",

@@ -2,7 +2,9 @@
 
 PROTOCOL.md: liveness comes from pings and silence, never from per-request timeouts. The
 session calls ``start`` when it writes ``signalwire.connect``, ``ready`` when the connect
-succeeds, ``heard`` for every inbound message and ``stop`` when the socket is gone.
+succeeds, ``heard`` for every inbound message and ``stop`` when the socket is gone;
+``check`` says what is due (it sends nothing itself: the session sends the ping and
+reports it with ``ping_sent``).
 
 Invariants: at most one ping is outstanding; a ping still unanswered when the next one is
 due counts as one failure; ``max_failures`` consecutive failures, or ``silence_timeout``
@@ -11,8 +13,6 @@ ping (even an error reply) proves the peer alive.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 from ._events import LivenessLost
 
@@ -67,23 +67,26 @@ class Liveness:
         )
         return ping_at, silence_at
 
-    def check(
-        self, now: float, *, pinging: bool, send_ping: Callable[[float], str]
-    ) -> tuple[LivenessLost | None, str | None]:
-        """Act on what is due: ``(LivenessLost or None, id of a ping given up on or None)``."""
+    def check(self, now: float, *, pinging: bool) -> tuple[LivenessLost | None, str | None, bool]:
+        """Act on what is due: ``(LivenessLost or None, id of a ping given up on or None,
+        whether a ping must be sent now)``; report a sent ping with ``ping_sent``."""
         ping_at, silence_at = self.deadlines(pinging=pinging)
         if silence_at is not None and now >= silence_at:
             self._reported = True
-            return LivenessLost(reason=f"no frame from the server for {self._silence:g} s"), None
+            lost = LivenessLost(reason=f"no frame from the server for {self._silence:g} s")
+            return lost, None, False
         if ping_at is None or now < ping_at:
-            return None, None
-        assert self._interval is not None
+            return None, None, False
         missed, self.ping_id = self.ping_id, None
         if missed is not None:
             self._failures += 1
             if self._failures >= self._max_failures:
                 self._reported = True
-                return LivenessLost(reason=f"{self._failures} pings went unanswered"), missed
-        self.ping_id = send_ping(now)
+                return LivenessLost(reason=f"{self._failures} pings went unanswered"), missed, False
+        return None, missed, True
+
+    def ping_sent(self, now: float, ping_id: str) -> None:
+        """The ping ``check`` asked for has been queued as ``ping_id``."""
+        assert self._interval is not None
+        self.ping_id = ping_id
         self._next_ping_at = now + self._interval
-        return None, missed

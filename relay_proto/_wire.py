@@ -123,6 +123,22 @@ def encode_result(request_id: str | int | None, result: JSONObject) -> str:
     return _encode({"jsonrpc": "2.0", "id": request_id, "result": result})
 
 
+def encode_pong(request_id: str | int, params: Any) -> str:
+    """The reply to a server ``signalwire.ping``: its ``timestamp`` and ``payload`` echoed.
+
+    What the peer sent may parse yet not encode (nested deeper than the encoder's
+    recursion allows from where it runs): such a value is left out of the echo rather
+    than let the error escape from ``receive()``.
+    """
+    fields = params if isinstance(params, dict) else {}
+    for keys in (("timestamp", "payload"), ("timestamp",)):
+        try:
+            return encode_result(request_id, {key: fields[key] for key in keys if key in fields})
+        except (RecursionError, ValueError):
+            continue
+    return encode_result(request_id, {})
+
+
 def encode_error(request_id: str | int | None, code: int, message: str, data: Any = None) -> str:
     error: JSONObject = {"code": code, "message": message}
     if data is not None:
@@ -180,6 +196,13 @@ def timestamp(value: Any) -> float | None:
         return float(value)
     except OverflowError:  # an integer too large for a float
         return None
+
+
+def reply_failure(message: Result | ErrorReply) -> tuple[tuple[int, str] | None, Any]:
+    """``((code, message) or None when it succeeded, error data)`` for a reply."""
+    if isinstance(message, ErrorReply):
+        return (message.code, message.message), message.data
+    return result_failure(message.result), None
 
 
 def result_failure(result: Any) -> tuple[int, str] | None:

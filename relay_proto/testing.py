@@ -42,7 +42,7 @@ import math
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from ._client import ClientConnection
+from ._connection import ClientConnection
 from ._errors import LocalProtocolError, RemoteProtocolError
 from ._events import Event
 from .simulator import (

@@ -24,7 +24,7 @@ from relay_proto import (
     SessionState,
     UnhandledEvent,
 )
-from relay_proto._requests import uuid4
+from relay_proto._ids import uuid4
 
 # ---------------------------------------------------------------------------- connect
 

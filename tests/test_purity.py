@@ -20,7 +20,8 @@ forbidden = {forbidden!r}
 # whatever relay_proto pulls in shows up.
 for name in [m for m in sys.modules if m.split(".")[0] in forbidden]:
     del sys.modules[name]
-import relay_proto, relay_proto._calls, relay_proto._dials, relay_proto._liveness
+import relay_proto, relay_proto._tracker, relay_proto._records, relay_proto._liveness
+import relay_proto._state, relay_proto._session, relay_proto._commands, relay_proto._connection
 import relay_proto._requests, relay_proto._validate, relay_proto._wire
 relay_proto.ClientConnection(project="p", token="t").connect(now=0)
 print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in forbidden)))

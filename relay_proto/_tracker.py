@@ -1,0 +1,487 @@
+"""Dial, leg, call and play tracking for the client core.
+
+``CallTracker`` owns every dial record (by tag), every live call (by call_id), every
+running play (by control_id), and the timers that belong to them (dial deadlines, tag
+tombstones, ``max_duration``) in one ``TimerQueue``. It never writes frames and never calls
+back into the session: every method appends what happened to ``events`` and what must be
+done to ``intents`` (``EndLeg``, ``Withdraw``), which the connection turns into frames.
+Time comes in as ``now``; the tracker never reads a clock.
+
+Invariants:
+
+* A dial resolves exactly once: ``DialAnswered``, ``DialFailed`` or ``DialTimedOut``, or it
+  is abandoned by ``cancel_dial()``. Its record then stays as a tombstone for ``grace``
+  seconds. Whether a leg must be ended, and how, is decided by ``_state.end_reason`` alone
+  (one ``calling.end`` per leg). Every leg seen under a tag is reported as it moves
+  (``CallStateChanged``), but only ``DialAnswered`` hands a call over: a leg of a resolved
+  dial is never a call of the session.
+* Dial statuses, call and play states move only as the tables of ``_state`` allow;
+  duplicates and backward moves produce nothing.
+* A call leaves ``calls`` when it reaches ``ended``, is lost, or its dial is abandoned; its
+  plays and timer leave with it, and its id is remembered (bounded) so a late duplicate
+  ``calling.call.receive`` cannot bring it back.
+* Every timer in the queue belongs to a live record: timers are cancelled when what they
+  belong to resolves or goes.
+* Nothing is mutated before an inbound event has been fully validated, so an event that
+  raises ``RemoteProtocolError`` leaves the tracker as it was.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+
+from ._errors import RemoteProtocolError
+from ._events import (
+    CallLost,
+    CallState,
+    CallStateChanged,
+    DialAnswered,
+    DialFailureCause,
+    DialTimedOut,
+    Event,
+    InboundCall,
+    PlayState,
+    PlayStateChanged,
+)
+from ._records import (
+    DialRecord,
+    EndLeg,
+    Intent,
+    LegRecord,
+    TimerKey,
+    TrackedCall,
+    Withdraw,
+    call_state,
+    device_of,
+    malformed,
+    opt_str,
+    str_field,
+)
+from ._state import (
+    PLAY_MOVES,
+    DialInput,
+    DialStatus,
+    advances,
+    end_reason,
+    next_dial_status,
+)
+from ._timers import TimerQueue
+from ._wire import JSONObject
+
+_FINISHED_LIMIT = 4096
+_ENDING = CallState.ENDING
+
+#: ``handler(inner_params, timestamp, now, events, intents)`` for one inbound event type.
+EventHandler = Callable[[JSONObject, float | None, float, list[Event], list[Intent]], None]
+
+
+class CallTracker:
+    """Dials, calls and plays of one client session. See the module docstring."""
+
+    def __init__(self, *, grace: float) -> None:
+        self._grace = grace
+        self.dials: dict[str, DialRecord] = {}
+        self.calls: dict[str, TrackedCall] = {}
+        self._plays: dict[str, tuple[str, PlayState | None]] = {}
+        self._finished: OrderedDict[str, None] = OrderedDict()
+        self._timers: TimerQueue[TimerKey] = TimerQueue()
+        #: The calling events this tracker handles, by ``event_type`` (one dict lookup
+        #: instead of a chain of comparisons on every event).
+        self.handlers: dict[str, EventHandler] = {
+            "calling.call.state": self._on_call_state,
+            "calling.call.dial": self._on_dial_event,
+            "calling.call.play": self._on_play_event,
+            "calling.call.receive": self._on_receive,
+        }
+
+    def pending_tags(self) -> frozenset[str]:
+        return frozenset(t for t, d in self.dials.items() if d.status is DialStatus.PENDING)
+
+    # ------------------------------------------------------------------ commands
+
+    def add_dial(
+        self, tag: str, request_id: str, deadline: float, max_duration: int | None
+    ) -> None:
+        record = DialRecord(tag, request_id, max_duration)
+        record.timer = self._timers.schedule(deadline, ("dial", tag))
+        self.dials[tag] = record
+
+    def cancel_dial(self, tag: str, now: float, intents: list[Intent]) -> bool:
+        record = self.dials.get(tag)
+        if record is None or record.status is DialStatus.DEAD:
+            return False
+        if record.status is DialStatus.ANSWERED:
+            assert record.winner is not None
+            call = self.calls.get(record.winner)
+            if call is None or call.state.rank >= _ENDING.rank:
+                return False
+        self._kill(record, now, intents)
+        return True
+
+    def add_play(self, control_id: str, call_id: str) -> None:
+        self._plays[control_id] = (call_id, None)
+
+    def drop_play(self, control_id: str) -> None:
+        self._plays.pop(control_id, None)
+
+    # ------------------------------------------------------------------ outcomes of requests
+
+    def dial_refused(
+        self, tag: str, code: int, message: str, now: float, intents: list[Intent]
+    ) -> list[Event]:
+        record = self.dials.get(tag)
+        if record is None or record.status is not DialStatus.PENDING:
+            return []
+        self._kill(record, now, intents)
+        return [record.failed(DialFailureCause.REFUSED, message, code=code)]
+
+    def call_gone(self, call_id: str, events: list[Event]) -> None:
+        """A call-level command answered 404/410: forget the call if it was still tracked."""
+        if call_id in self.calls:
+            self._drop_call(call_id)
+            events.append(CallLost(call_id=call_id, gone=True))
+
+    def reset(self, unsent: frozenset[str], events: list[Event], intents: list[Intent]) -> None:
+        """The server did not keep the session: fail every dial that reached it, lose calls.
+
+        Dials whose tags are in ``unsent`` never reached the server: they stay pending and
+        go out on the new session. Every leg and call that may still be up is ended all
+        the same (call commands name the call, not the session), so a lost session never
+        leaves a call behind that the client knew of.
+        """
+        ended: set[str] = set()
+        for tag, record in list(self.dials.items()):
+            if record.status is DialStatus.PENDING and tag in unsent:
+                continue
+            del self.dials[tag]
+            assert record.timer is not None
+            record.timer.cancel()
+            pending = record.status is DialStatus.PENDING
+            if record.status is not DialStatus.DEAD:
+                record.status = next_dial_status(record.status, DialInput.KILL)
+            self._end_legs(record, intents)
+            ended.update(leg.call_id for leg in record.legs.values() if leg.end_sent)
+            if pending:
+                lost = "the session was lost and the server did not restore it"
+                events.append(record.failed(DialFailureCause.CONNECTION_LOST, lost))
+        for call_id, call in list(self.calls.items()):
+            reason = end_reason(call.state, end_sent=call_id in ended, dial=None)
+            if reason is not None:
+                intents.append(EndLeg(call.node_id, call_id, reason))
+            self._drop_call(call_id)
+            events.append(CallLost(call_id=call_id))
+
+    # ------------------------------------------------------------------ inbound events
+
+    def _on_call_state(
+        self,
+        inner: JSONObject,
+        timestamp: float | None,
+        now: float,
+        events: list[Event],
+        intents: list[Intent],
+    ) -> None:
+        # The hottest path of the client: plain type checks first, precise errors after.
+        call_id = inner.get("call_id")
+        node_id = inner.get("node_id")
+        raw_state = inner.get("call_state")
+        if not (
+            type(call_id) is str
+            and call_id
+            and type(node_id) is str
+            and node_id
+            and type(raw_state) is str
+        ):
+            raise malformed(inner, "calling.call.state", ("call_id", "node_id", "call_state"))
+        state = call_state("calling.call.state", raw_state)
+        tag = inner.get("tag")
+        if type(tag) is not str:
+            tag = None
+        end = inner.get("end_reason")
+        end_text = end if type(end) is str else None
+        record = None if tag is None else self.dials.get(tag)
+        previous, moved = None, False
+        if record is not None:
+            previous, moved = self._move_leg(record, call_id, node_id, state, end_text, inner)
+            if record.status is not DialStatus.PENDING:  # a ringing leg of a pending dial: skip
+                self._end_legs(record, intents, call_id)
+        call = self.calls.get(call_id)
+        if call is not None:
+            previous, moved = self._move_call(call, state)
+        elif record is None:
+            return  # a call this session does not know: acknowledged and ignored
+        if moved:
+            events.append(
+                CallStateChanged(
+                    call_id=call_id,
+                    node_id=node_id,
+                    tag=tag,
+                    state=state,
+                    previous=previous,
+                    end_reason=end_text,
+                    timestamp=timestamp,
+                    raw=inner,
+                )
+            )
+
+    def _move_call(self, call: TrackedCall, state: CallState) -> tuple[CallState | None, bool]:
+        """Move a call of the session forward: ``(previous state, whether it moved)``."""
+        previous = call.state
+        if not advances(previous, state):
+            return None, False
+        call.state = state
+        if state.rank >= _ENDING.rank:
+            self._stop_max_duration(call)
+        if state is CallState.ENDED:
+            self._drop_call(call.call_id)
+        return previous, True
+
+    def _move_leg(
+        self,
+        record: DialRecord,
+        call_id: str,
+        node_id: str,
+        state: CallState,
+        end_text: str | None,
+        inner: JSONObject,
+    ) -> tuple[CallState | None, bool]:
+        """Record a leg's reported state: ``(previous state, whether it moved)``."""
+        leg = record.legs.get(call_id)
+        previous: CallState | None = None
+        if leg is None:
+            leg = record.legs[call_id] = LegRecord(call_id, node_id, device_of(inner), state)
+        elif advances(leg.state, state):
+            previous, leg.state = leg.state, state
+        else:
+            return None, False
+        if end_text is not None:
+            leg.end_reason = end_text
+        return previous, True
+
+    def _on_dial_event(
+        self,
+        inner: JSONObject,
+        timestamp: float | None,
+        now: float,
+        events: list[Event],
+        intents: list[Intent],
+    ) -> None:
+        where = "calling.call.dial"
+        tag = inner.get("tag")
+        dial_state = inner.get("dial_state")
+        if not (type(tag) is str and tag and type(dial_state) is str and dial_state):
+            raise malformed(inner, where, ("tag", "dial_state"))  # plain checks first, as above
+        if dial_state not in ("dialing", "answered", "failed"):
+            raise RemoteProtocolError(f"{where}: unknown dial_state {dial_state!r}")
+        winner: tuple[str, str, JSONObject] | None = None
+        if dial_state == "answered":
+            call_obj = inner.get("call")
+            if not isinstance(call_obj, dict):
+                raise RemoteProtocolError(f"{where}: answered without a call object")
+            winner = (
+                str_field(call_obj, "call_id", where),
+                str_field(call_obj, "node_id", where),
+                call_obj,
+            )
+        record = self.dials.get(tag)
+        if record is None or dial_state == "dialing":
+            return
+        if winner is not None:
+            self._on_dial_answered(record, *winner, now, events, intents)
+        elif record.status is DialStatus.PENDING:
+            self._kill(record, now, intents)
+            reason, source = opt_str(inner, "reason"), opt_str(inner, "source")
+            failed = record.failed(
+                DialFailureCause.FAILED, "every device failed", reason=reason, source=source
+            )
+            events.append(failed)
+
+    def _on_dial_answered(
+        self,
+        record: DialRecord,
+        call_id: str,
+        node_id: str,
+        call_obj: JSONObject,
+        now: float,
+        events: list[Event],
+        intents: list[Intent],
+    ) -> None:
+        leg = record.legs.get(call_id)
+        previous: CallState | None = None
+        forced = True
+        if leg is None:
+            leg = LegRecord(call_id, node_id, device_of(call_obj), CallState.ANSWERED)
+            record.legs[call_id] = leg
+        elif advances(leg.state, CallState.ANSWERED):
+            previous, leg.state = leg.state, CallState.ANSWERED
+        else:
+            forced = False  # its own ``answered`` state event came first
+        if record.status is not DialStatus.PENDING:
+            # A winner for a dial nobody waits for any more, or a second winner: end it.
+            self._end_legs(record, intents, call_id)
+            return
+        if forced:
+            # The dial event came before the winner's own ``answered`` state event.
+            events.append(
+                CallStateChanged(
+                    call_id=call_id,
+                    node_id=node_id,
+                    tag=record.tag,
+                    state=CallState.ANSWERED,
+                    previous=previous,
+                    end_reason=None,
+                    timestamp=None,
+                    raw=call_obj,
+                )
+            )
+        record.status = next_dial_status(record.status, DialInput.ANSWER)
+        record.winner = call_id
+        self._retire(record, now)
+        call = self._hand_over(record, leg, call_obj, now)
+        events.append(DialAnswered(tag=record.tag, call=call.info(), legs=record.legs_snapshot()))
+        self._end_legs(record, intents)
+
+    def _hand_over(
+        self, record: DialRecord, leg: LegRecord, call_obj: JSONObject, now: float
+    ) -> TrackedCall:
+        """The winner becomes a call of the session (unless it has ended already)."""
+        device = device_of(call_obj) or leg.device
+        call = TrackedCall(
+            leg.call_id, leg.node_id, record.tag, device, "outbound", leg.state, None, call_obj
+        )
+        if leg.state is not CallState.ENDED:
+            self.calls[leg.call_id] = call
+            if record.max_duration is not None:
+                key = ("max_duration", leg.call_id)
+                call.max_duration = self._timers.schedule(now + record.max_duration, key)
+        return call
+
+    def _on_play_event(
+        self,
+        inner: JSONObject,
+        timestamp: float | None,
+        now: float,
+        events: list[Event],
+        intents: list[Intent],
+    ) -> None:
+        where = "calling.call.play"
+        control_id = str_field(inner, "control_id", where)
+        raw_state = str_field(inner, "state", where)
+        try:
+            state = PlayState(raw_state)
+        except ValueError:
+            raise RemoteProtocolError(f"{where}: unknown state {raw_state!r}") from None
+        entry = self._plays.get(control_id)
+        if entry is None:
+            return
+        call_id, current = entry
+        if state not in PLAY_MOVES[current]:
+            return
+        if state.terminal:
+            del self._plays[control_id]
+        else:
+            self._plays[control_id] = (call_id, state)
+        events.append(
+            PlayStateChanged(call_id=call_id, control_id=control_id, state=state, raw=inner)
+        )
+
+    def _on_receive(
+        self,
+        inner: JSONObject,
+        timestamp: float | None,
+        now: float,
+        events: list[Event],
+        intents: list[Intent],
+    ) -> None:
+        where = "calling.call.receive"
+        call_id = str_field(inner, "call_id", where)
+        node_id = str_field(inner, "node_id", where)
+        raw_state = inner.get("call_state")
+        state = call_state(where, raw_state) if isinstance(raw_state, str) else CallState.CREATED
+        if call_id in self.calls or call_id in self._finished:
+            return  # a duplicate delivery
+        if state.rank >= _ENDING.rank:
+            self._remember_finished(call_id)
+            return
+        call = TrackedCall(
+            call_id,
+            node_id,
+            opt_str(inner, "tag"),
+            device_of(inner),
+            "inbound",
+            state,
+            opt_str(inner, "context"),
+            inner,
+        )
+        self.calls[call_id] = call
+        events.append(InboundCall(call=call.info()))
+
+    # ------------------------------------------------------------------ timers
+
+    def next_deadline(self) -> float | None:
+        return self._timers.next_deadline()
+
+    def handle_timer(self, now: float, events: list[Event], intents: list[Intent]) -> None:
+        while (timer := self._timers.pop_due(now)) is not None:
+            kind, key = timer.payload
+            if kind == "dial":
+                record = self.dials[key]
+                self._kill(record, now, intents)
+                events.append(DialTimedOut(tag=record.tag, legs=record.legs_snapshot()))
+            elif kind == "tombstone":
+                del self.dials[key]
+            else:
+                call = self.calls[key]
+                call.max_duration = None
+                reason = end_reason(call.state, end_sent=False, dial=None)
+                assert reason is not None  # the timer is stopped when the call starts ending
+                intents.append(EndLeg(call.node_id, key, reason, max_duration=True))
+
+    # ------------------------------------------------------------------ internals
+
+    def _end_legs(self, record: DialRecord, intents: list[Intent], only: str | None = None) -> None:
+        """Apply THE rule (``_state.end_reason``) to the legs of ``record`` (or just ``only``)."""
+        legs = record.legs.values() if only is None else (record.legs[only],)
+        for leg in legs:
+            reason = end_reason(
+                leg.state,
+                end_sent=leg.end_sent,
+                dial=record.status,
+                winner=leg.call_id == record.winner,
+            )
+            if reason is not None:
+                leg.end_sent = True
+                intents.append(EndLeg(leg.node_id, leg.call_id, reason))
+
+    def _retire(self, record: DialRecord, now: float) -> None:
+        """Stop the dial's deadline and start the grace period after which the tag goes."""
+        assert record.timer is not None
+        record.timer.cancel()
+        record.timer = self._timers.schedule(now + self._grace, ("tombstone", record.tag))
+
+    def _kill(self, record: DialRecord, now: float, intents: list[Intent]) -> None:
+        """Make a dial dead: end every live leg (winner included) and tombstone the tag."""
+        record.status = next_dial_status(record.status, DialInput.KILL)
+        if record.winner is not None and record.winner in self.calls:
+            self._drop_call(record.winner)
+        self._retire(record, now)
+        intents.append(Withdraw(record.request_id))  # a no-op once the dial has gone out
+        self._end_legs(record, intents)
+
+    def _stop_max_duration(self, call: TrackedCall) -> None:
+        if call.max_duration is not None:
+            call.max_duration.cancel()
+            call.max_duration = None
+
+    def _drop_call(self, call_id: str) -> None:
+        self._stop_max_duration(self.calls.pop(call_id))
+        if self._plays:  # usually empty: skip building the list
+            for control_id in [c for c, (cid, _) in self._plays.items() if cid == call_id]:
+                del self._plays[control_id]
+        self._remember_finished(call_id)
+
+    def _remember_finished(self, call_id: str) -> None:
+        self._finished[call_id] = None
+        if len(self._finished) > _FINISHED_LIMIT:
+            self._finished.popitem(last=False)
