@@ -2,7 +2,7 @@
 
 Every exception the client or the transport raises on purpose is a ``RelayError``; third-party
 exceptions (``OSError``, anyio, ``ssl``, wsproto) are translated into these in one place
-(``relay_anyio._transport.translate_error``) and kept as ``__cause__``.
+(``relay_anyio._translate.translate_error``) and kept as ``__cause__``.
 
 Invariants:
 
@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from relay_proto._events import Leg
+from relay_proto import Leg
 
 __all__ = [
     "AuthenticationError",

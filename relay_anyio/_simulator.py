@@ -29,7 +29,8 @@ from relay_proto._scenario import Scenario
 from relay_proto._server import LiveCall, ServerConnection, Simulator
 
 from ._errors import ConnectionLostError, ProtocolViolationError, RelayError
-from ._transport import WebSocket, accept_websocket
+from ._handshake import accept_websocket
+from ._websocket import WebSocket
 
 logger = logging.getLogger("relay_anyio.simulator")
 
