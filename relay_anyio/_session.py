@@ -54,7 +54,6 @@ from relay_proto import (
     ConnectFailed,
     DialAnswered,
     DialFailed,
-    DialFailureCause,
     DialTimedOut,
     DisconnectRequested,
     Event,
@@ -73,9 +72,8 @@ from ._errors import (
     CallGoneError,
     ConfigurationError,
     ConnectionLostError,
-    DialFailedError,
-    DialTimeoutError,
     RelayError,
+    dial_error,
     request_error,
 )
 from ._link import Link, TransportFactory
@@ -288,7 +286,7 @@ class Session:
         del self._dials[tag]
         if isinstance(outcome, Call):
             return outcome  # possibly already ended: the far end may hang up at once
-        raise _dial_error(outcome, options.get("dial_timeout", 120.0))
+        raise dial_error(outcome, options.get("dial_timeout", 120.0))
 
     async def command(
         self, start: Callable[[ClientConnection], str], call: Call | None = None
@@ -494,25 +492,3 @@ class Session:
                 if events:
                     self.dispatch(events)
                 await self.flush()
-
-
-def _dial_error(outcome: DialFailed | DialTimedOut, dial_timeout: float) -> RelayError:
-    """The error ``dial()`` raises for a dial that produced no call."""
-    if isinstance(outcome, DialTimedOut):
-        return DialTimeoutError(
-            f"no answer within {dial_timeout:g} s; every leg was hung up",
-            legs=outcome.legs,
-            tag=outcome.tag,
-        )
-    if outcome.cause is DialFailureCause.CONNECTION_LOST:
-        return ConnectionLostError(outcome.message)
-    return DialFailedError(
-        "dial refused by the server: " + outcome.message
-        if outcome.cause is DialFailureCause.REFUSED
-        else "dial failed: no device answered",
-        legs=outcome.legs,
-        reason=outcome.reason,
-        source=outcome.source,
-        code=outcome.code,
-        tag=outcome.tag,
-    )
