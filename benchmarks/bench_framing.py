@@ -16,7 +16,7 @@ from collections.abc import Callable
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, Request, TextMessage
 
-from relay_anyio._framing import FrameCodec
+from relay_anyio._frames import FrameCodec
 
 SMALL = '{"jsonrpc":"2.0","id":"e1","result":{}}'
 EVENT = (

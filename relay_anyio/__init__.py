@@ -19,7 +19,11 @@ from ._errors import (
     RelayError,
     RequestError,
 )
+from ._handshake import accept_websocket, connect_websocket
+from ._link import Transport, TransportFactory
+from ._options import Limits, Reconnect, Timeouts
 from ._simulator import SimulatorServer, serve_simulator
+from ._websocket import WebSocket
 
 __all__ = [
     "AuthenticationError",
@@ -30,12 +34,20 @@ __all__ = [
     "ConnectionLostError",
     "DialFailedError",
     "DialTimeoutError",
+    "Limits",
     "PlayAction",
     "PlayState",
     "ProtocolViolationError",
+    "Reconnect",
     "RelayClient",
     "RelayError",
     "RequestError",
     "SimulatorServer",
+    "Timeouts",
+    "Transport",
+    "TransportFactory",
+    "WebSocket",
+    "accept_websocket",
+    "connect_websocket",
     "serve_simulator",
 ]

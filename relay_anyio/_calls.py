@@ -1,24 +1,36 @@
 """User-facing call objects: ``Call`` and ``PlayAction``.
 
-They hold no protocol logic: every command goes through the client (and so through the
-core), and their state is updated only by the client's event dispatcher.
+They hold no protocol logic: every command goes through ``CallSession.command`` (and so
+through the core), and their state changes only through the ``apply_*`` / ``finish``
+methods, which the session calls from its event dispatch (user code has no reason to).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 import anyio
 
-from relay_proto import CallInfo, CallState, PlayState
+from relay_proto import CallInfo, CallState, ClientConnection, PlayState
 
 from ._errors import CallGoneError, RelayError
 
-if TYPE_CHECKING:
-    from ._client import RelayClient
+__all__ = ["Call", "CallSession", "PlayAction"]
 
 JSONObject = dict[str, Any]
+
+
+class CallSession(Protocol):
+    """What a ``Call`` needs of the session that owns it: one way to run a command."""
+
+    async def command(
+        self, start: Callable[[ClientConnection], str], call: Call | None = None
+    ) -> JSONObject:
+        """Run ``start(core)`` (it queues one request and returns its id); wait for and
+        return the result. ``call``: the call the command is for (``CallGoneError`` once
+        it has ended)."""
+        ...
 
 
 class PlayAction:
@@ -41,12 +53,14 @@ class PlayAction:
     def done(self) -> bool:
         return self._done.is_set()
 
-    def _update(self, state: PlayState) -> None:
+    def apply_state(self, state: PlayState) -> None:
+        """The core reported a new play state (called by the session)."""
         self.state = state
         if state.terminal:
             self._done.set()
 
-    def _abandon(self, error: RelayError) -> None:
+    def abandon(self, error: RelayError) -> None:
+        """The play can no longer finish: ``wait()`` raises ``error`` (called by the call)."""
         if not self._done.is_set():
             self._lost = error
             self._done.set()
@@ -76,8 +90,7 @@ class PlayAction:
         await self._control("volume", volume)
 
     async def _control(self, action: str, volume: float | None = None) -> None:
-        client = self._call._client
-        await client._command(
+        await self._call.session.command(
             lambda core: core.play_control(
                 self._call.call_id, self.control_id, action, volume=volume
             )
@@ -89,7 +102,7 @@ class Call:
 
     def __init__(
         self,
-        client: RelayClient,
+        session: CallSession,
         *,
         call_id: str,
         node_id: str,
@@ -99,7 +112,8 @@ class Call:
         state: CallState,
         context: str | None = None,
     ) -> None:
-        self._client = client
+        #: Where this call's commands go.
+        self.session = session
         self.call_id = call_id
         self.node_id = node_id
         self.tag = tag
@@ -112,9 +126,10 @@ class Call:
         self._actions: dict[str, PlayAction] = {}
 
     @classmethod
-    def _from_info(cls, client: RelayClient, info: CallInfo) -> Call:
+    def from_info(cls, session: CallSession, info: CallInfo) -> Call:
+        """A ``Call`` for a call the core reported (answered dial or inbound call)."""
         return cls(
-            client,
+            session,
             call_id=info.call_id,
             node_id=info.node_id,
             tag=info.tag,
@@ -133,18 +148,28 @@ class Call:
     def ended(self) -> bool:
         return self._ended.is_set()
 
-    # -------------------------------------------------------------- updates from the client
+    # -------------------------------------------------------------- updates from the session
 
-    def _set_state(self, state: CallState, end_reason: str | None) -> None:
+    def apply_state(self, state: CallState, end_reason: str | None) -> None:
+        """The core reported a new call state."""
         self.state = state
         if end_reason is not None:
             self.end_reason = end_reason
         if state is CallState.ENDED:
-            self._finish(CallGoneError("the call ended before the play finished", code=410))
+            self.finish(CallGoneError("the call ended before the play finished", code=410))
 
-    def _finish(self, error: RelayError) -> None:
+    def apply_play_state(self, control_id: str, state: PlayState) -> None:
+        """The core reported a new state of one of this call's plays."""
+        action = self._actions.get(control_id)
+        if action is not None:
+            action.apply_state(state)
+            if state.terminal:
+                del self._actions[control_id]
+
+    def finish(self, error: RelayError) -> None:
+        """The call is over for this client: plays still waited on raise ``error``."""
         for action in self._actions.values():
-            action._abandon(error)
+            action.abandon(error)
         self._actions.clear()
         self._ended.set()
 
@@ -165,7 +190,7 @@ class Call:
         """
         created: list[PlayAction] = []
 
-        def start(core: Any) -> str:
+        def start(core: ClientConnection) -> str:
             request_id, control_id = core.play(
                 self.call_id, media, volume=volume, direction=direction, loop=loop
             )
@@ -175,12 +200,12 @@ class Call:
             return str(request_id)
 
         try:
-            await self._client._command(start, call=self)
+            await self.session.command(start, call=self)
         except BaseException:
             if created:
                 self._actions.pop(created[0].control_id, None)
             raise
-        # The same object the dispatcher updates: if the final play event (or the call's
+        # The same object the dispatch updates: if the final play event (or the call's
         # end) arrived in the same read as the reply, it is already done.
         return created[0]
 
@@ -188,16 +213,16 @@ class Call:
         """End the call and wait for it to be ended. Does nothing if it already has."""
         if self.ended:
             return
-        await self._client._command(lambda core: core.end(self.call_id, reason), call=self)
+        await self.session.command(lambda core: core.end(self.call_id, reason), call=self)
         await self._ended.wait()
 
     async def answer(self) -> None:
         """Answer an inbound call."""
-        await self._client._command(lambda core: core.answer(self.call_id), call=self)
+        await self.session.command(lambda core: core.answer(self.call_id), call=self)
 
     async def execute(self, method: str, params: Mapping[str, Any] | None = None) -> JSONObject:
         """Send any ``calling.<verb>`` for this call; returns the result object."""
-        return await self._client._command(
+        return await self.session.command(
             lambda core: core.execute(method, params or {}, call_id=self.call_id), call=self
         )
 

@@ -2,7 +2,7 @@
 
 Every exception the client or the transport raises on purpose is a ``RelayError``; third-party
 exceptions (``OSError``, anyio, ``ssl``, wsproto) are translated into these in one place
-(``relay_anyio._transport.translate_error``) and kept as ``__cause__``.
+(``relay_anyio._translate.translate_error``) and kept as ``__cause__``.
 
 Invariants:
 
@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from relay_proto._events import Leg
+from relay_proto import DialFailed, DialFailureCause, DialTimedOut, Leg
 
 __all__ = [
     "AuthenticationError",
@@ -44,6 +44,7 @@ __all__ = [
     "ProtocolViolationError",
     "RelayError",
     "RequestError",
+    "dial_error",
     "request_error",
 ]
 
@@ -211,3 +212,25 @@ class DialTimeoutError(RelayError, TimeoutError):
     def __str__(self) -> str:
         text = super().__str__()
         return f"{text}; legs: {_describe_legs(self.legs)}" if self.legs else text
+
+
+def dial_error(outcome: DialFailed | DialTimedOut, dial_timeout: float) -> RelayError:
+    """The error ``dial()`` raises for a dial that produced no call."""
+    if isinstance(outcome, DialTimedOut):
+        return DialTimeoutError(
+            f"no answer within {dial_timeout:g} s; every leg was hung up",
+            legs=outcome.legs,
+            tag=outcome.tag,
+        )
+    if outcome.cause is DialFailureCause.CONNECTION_LOST:
+        return ConnectionLostError(outcome.message)
+    return DialFailedError(
+        "dial refused by the server: " + outcome.message
+        if outcome.cause is DialFailureCause.REFUSED
+        else "dial failed: no device answered",
+        legs=outcome.legs,
+        reason=outcome.reason,
+        source=outcome.source,
+        code=outcome.code,
+        tag=outcome.tag,
+    )

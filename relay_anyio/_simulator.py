@@ -27,7 +27,8 @@ from relay_proto import RemoteProtocolError
 from relay_proto.simulator import LiveCall, Scenario, ServerConnection, Simulator, uuid4_batched
 
 from ._errors import ConnectionLostError, ProtocolViolationError, RelayError
-from ._transport import WebSocket, accept_websocket
+from ._handshake import accept_websocket
+from ._websocket import WebSocket
 
 logger = logging.getLogger("relay_anyio.simulator")
 

@@ -8,20 +8,23 @@
 * ``FreezableProxy``: a TCP proxy whose connections can be frozen (kept open, nothing
   forwarded), for liveness tests;
 * ``SlowStream``: an httpcore-style slow fake stream around a real one, whose writes can
-  be made to block forever; ``patch_connect_tcp`` makes the client's sockets such streams.
+  be made to block forever; ``patch_connect_tcp`` makes the client's sockets such streams;
+* ``ScriptedTransport``: a socket whose peer is the test, given to the client through its
+  public ``transport_factory`` option, for races a live simulator cannot produce on demand.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping
+import json
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
 
 import anyio
 import anyio.abc
 import pytest
 
-from relay_anyio import RelayClient, SimulatorServer
+from relay_anyio import ConnectionLostError, RelayClient, SimulatorServer
 from relay_proto.simulator import Faults, Scenario
 
 FROM = "+15551230000"
@@ -182,3 +185,55 @@ def patch_connect_tcp(
 
     monkeypatch.setattr(anyio, "connect_tcp", connect_tcp)
     return streams
+
+
+# --------------------------------------------------------------------------- scripted peer
+
+
+class ScriptedTransport:
+    """A ``relay_anyio.Transport`` whose peer is the test (for ``transport_factory``).
+
+    The test reads what the client wrote with ``next_request()`` and hands the client
+    exactly the batches it wants with ``deliver()``: one call is one read of the socket.
+    """
+
+    def __init__(self) -> None:
+        self._inbox_send, self._inbox = anyio.create_memory_object_stream[list[str]](64)
+        self._outbox_send, self._outbox = anyio.create_memory_object_stream[str](1024)
+
+    async def connect(self) -> ScriptedTransport:
+        """The ``transport_factory``: this one socket (a second attempt finds it closed)."""
+        return self
+
+    # the client's side
+    async def receive_texts(self) -> list[str]:
+        try:
+            return await self._inbox.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            raise ConnectionLostError("the scripted peer is gone", code=1006) from None
+
+    async def send_from(self, drain: Callable[[], Iterable[str]]) -> None:
+        for text in drain():
+            try:
+                self._outbox_send.send_nowait(text)
+            except anyio.ClosedResourceError:
+                raise ConnectionLostError("the scripted peer is gone", code=1006) from None
+
+    async def aclose(self, *, timeout: float) -> None:  # noqa: ASYNC109
+        await self.abort()
+
+    async def abort(self) -> None:
+        for stream in (self._inbox_send, self._inbox, self._outbox_send, self._outbox):
+            stream.close()
+
+    # the test's side
+    def deliver(self, *texts: str) -> None:
+        """Hand the client ``texts`` as one read."""
+        self._inbox_send.send_nowait(list(texts))
+
+    async def next_request(self) -> dict[str, Any]:
+        """The next request the client wrote (replies, such as event acks, are skipped)."""
+        while True:
+            frame: dict[str, Any] = json.loads(await self._outbox.receive())
+            if "method" in frame:
+                return frame

@@ -1,58 +1,64 @@
 """Adapter races that a live simulator cannot be made to produce on demand.
 
-The core is driven with hand-made frames (``client_frames``) and the adapter's request
-path is replaced by one that feeds the reply and the next events in a single batch, as
-one socket read can deliver them.
+The client talks to a ``ScriptedTransport`` (through its public ``transport_factory``
+option) whose peer is the test: it answers with hand-made frames (``client_frames``) and
+delivers a reply and the next events in a single read, as one socket read can.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
+import anyio
 import pytest
-from client_frames import Client, event, ok
+from anyio_support import BOUND, ScriptedTransport
+from client_frames import PHONE_A, dial_params, event, ok, result, state_params
 
 from relay_anyio import PlayState, RelayClient
-from relay_anyio._calls import Call
-from relay_proto import ClientConnection
 
 pytestmark = pytest.mark.anyio
 
 
-def _client_with_a_call() -> tuple[Client, RelayClient, Call]:
-    frames = Client()
-    frames.connect()
-    frames.answered_call("CALL-1")
-    frames.sent()
-    client = RelayClient(project="p", token="t", url="ws://127.0.0.1:9")
-    client._core = frames.core
-    client._tg = object()  # type: ignore[assignment]  # "inside async with" for _check_open
-    info = frames.core.get_call("CALL-1")
-    assert info is not None
-    call = Call._from_info(client, info)
-    client._calls["CALL-1"] = call
-    return frames, client, call
+async def _answer_connect_and_dial(peer: ScriptedTransport) -> None:
+    connect = await peer.next_request()
+    assert connect["method"] == "signalwire.connect"
+    body = {"identity": "id@example", "protocol": "signalwire_SIG_1", "authorization": {}}
+    peer.deliver(result(connect["id"], body))
+    dial = await peer.next_request()
+    assert dial["method"] == "calling.dial"
+    tag = dial["params"]["tag"]
+    peer.deliver(
+        ok(dial["id"], "Dialing"),
+        event("e1", "calling.call.state", state_params("CALL-1", "created", tag=tag)),
+        event("e2", "calling.call.state", state_params("CALL-1", "answered", tag=tag)),
+        event("e3", "calling.call.dial", dial_params(tag, "answered", call_id="CALL-1")),
+    )
 
 
 @pytest.mark.parametrize("final", ["finished", "error"])
 async def test_play_whose_final_event_shares_a_read_with_the_reply(final: str) -> None:
-    frames, client, call = _client_with_a_call()
+    peer = ScriptedTransport()
+    client = RelayClient(
+        project="p",
+        token="t",
+        url="ws://127.0.0.1:9",
+        transport_factory=peer.connect,
+        ping_interval=None,
+        silence_timeout=None,
+        hangup_on_exit=False,
+    )
 
-    async def answered_with_final_event(
-        start: Callable[[ClientConnection], str],
-    ) -> Any:
-        request_id = start(client._core)
-        [play] = frames.sent()
-        control_id = play["params"]["control_id"]
-        progress = {"call_id": "CALL-1", "control_id": control_id, "state": final}
-        events = client._core.receive(ok(request_id), now=0.0)
-        events += client._core.receive(event("e9", "calling.call.play", progress), now=0.0)
-        client._dispatch(events)
-        return {}
+    async def serve() -> None:
+        await _answer_connect_and_dial(peer)
+        play = await peer.next_request()
+        assert play["method"] == "calling.play"
+        progress = {"call_id": "CALL-1", "control_id": play["params"]["control_id"], "state": final}
+        peer.deliver(ok(play["id"]), event("e9", "calling.call.play", progress))
 
-    client._request = answered_with_final_event  # type: ignore[method-assign]
-    action = await call.play([{"type": "tts", "text": "hi"}])
-    assert action.done
-    assert await action.wait() is PlayState(final)
-    assert not call.ended
+    with anyio.fail_after(BOUND):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(serve)
+            async with client:
+                call = await client.dial([[PHONE_A]])
+                action = await call.play([{"type": "tts", "text": "hi"}])
+                assert action.done
+                assert await action.wait() is PlayState(final)
+                assert not call.ended

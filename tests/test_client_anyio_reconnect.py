@@ -22,9 +22,9 @@ from relay_anyio import (
     ConnectionLostError,
     PlayState,
     RelayClient,
+    accept_websocket,
     serve_simulator,
 )
-from relay_anyio._transport import accept_websocket
 from relay_proto import CallStateChanged, Connected, Event
 from relay_proto.simulator import Faults
 

@@ -1,15 +1,15 @@
-"""The WebSocket transport (``relay_anyio._transport``) and the error hierarchy.
+"""The WebSocket (``relay_anyio._websocket``, opened by ``_handshake``) and the error hierarchy.
 
 Three kinds of peer: our own ``accept_websocket`` over real loopback TCP; an independent
 peer (wsproto driven by hand over raw TCP, so frames are checked by a second implementation
 of the framing); and a scripted in-memory stream for exact call counts, write batching and
-cancellation. Every async test runs on asyncio and trio, with each framing ("fast": our
-``FrameCodec``; "wsproto": the reference), and is bounded by ``fail_after``.
+cancellation. Every async test runs on asyncio and trio and is bounded by ``fail_after``.
+(wsproto is the independent peer here; the codec itself is cross-checked against it in
+``test_framing.py``.)
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
 import shutil
 import socket
@@ -17,9 +17,8 @@ import ssl
 import struct
 import subprocess
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -41,6 +40,7 @@ from wsproto.events import (
     TextMessage,
 )
 
+from relay_anyio import WebSocket, accept_websocket, connect_websocket
 from relay_anyio._errors import (
     AuthenticationError,
     CallGoneError,
@@ -53,48 +53,15 @@ from relay_anyio._errors import (
     RequestError,
     request_error,
 )
-from relay_anyio._framers import Framing, make_framer
-from relay_anyio._handshake import _feed_head
-from relay_anyio._transport import (
-    ParsedURL,
-    WebSocket,
-    accept_websocket,
-    build_url,
-    connect_websocket,
-    redact,
-    translate_error,
-)
-from relay_proto._events import CallState, Leg
+from relay_anyio._handshake import feed_head
+from relay_anyio._translate import translate_error
+from relay_anyio._url import ParsedURL, build_url
+from relay_anyio._websocket import Framer, redact
+from relay_proto import CallState, Leg
 
 pytestmark = pytest.mark.anyio
 
 TIMEOUT = 10.0
-FRAMINGS: tuple[Framing, ...] = ("fast", "wsproto")
-
-
-@dataclass
-class _Options:
-    framing: Framing = "fast"
-
-
-#: The framing the helpers below use; set per test by the ``framing`` fixture.
-OPTIONS = _Options()
-
-
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Every async test runs with each framing; sync tests (URLs, errors) once."""
-    if inspect.iscoroutinefunction(metafunc.function):
-        metafunc.parametrize("framing", FRAMINGS, indirect=True)
-
-
-@pytest.fixture(autouse=True)
-def framing(request: pytest.FixtureRequest) -> Iterator[Framing]:
-    chosen: Framing = getattr(request, "param", "fast")
-    OPTIONS.framing = chosen
-    yield chosen
-    OPTIONS.framing = "fast"
-
-
 # ------------------------------------------------------------------------ in-memory peer
 
 
@@ -155,13 +122,10 @@ def fake_pair(
     assert isinstance(next(server.events()), Request)
     client.receive_data(server.send(AcceptConnection()))
     assert isinstance(next(client.events()), AcceptConnection)
-    framer = make_framer(
-        OPTIONS.framing, client=True, max_message_size=max_message_size, connection=client
-    )
+    framer = Framer(client=True, max_message_size=max_message_size)
     ws = WebSocket(
         stream,
         framer,
-        max_message_size=max_message_size,
         write_timeout=write_timeout,
         description="test",
     )
@@ -199,10 +163,8 @@ async def ws_pair(**client_options: Any) -> AsyncIterator[tuple[WebSocket, WebSo
 
         async def accept() -> None:
             stream = await tcp.accept()
-            accepted.append(await accept_websocket(stream, framing=server_framing))
+            accepted.append(await accept_websocket(stream))
 
-        server_framing = client_options.pop("server_framing", OPTIONS.framing)
-        client_options.setdefault("framing", OPTIONS.framing)
         async with anyio.create_task_group() as tg:
             tg.start_soon(accept)
             client = await connect_websocket(url, **client_options)
@@ -255,7 +217,6 @@ async def raw_pair(
             peers.append(peer)
             await peer.handshake(*early)
 
-        client_options.setdefault("framing", OPTIONS.framing)
         async with anyio.create_task_group() as tg:
             tg.start_soon(accept)
             client = await connect_websocket(url, **client_options)
@@ -281,10 +242,9 @@ async def test_handshake_and_text_round_trip() -> None:
             assert "open" in repr(client)
 
 
-async def test_the_two_framings_talk_to_each_other(framing: Framing) -> None:
-    other: Framing = "wsproto" if framing == "fast" else "fast"
+async def test_sizes_on_the_length_boundaries_round_trip() -> None:
     with anyio.fail_after(TIMEOUT):
-        async with ws_pair(server_framing=other) as (client, server):
+        async with ws_pair() as (client, server):
             texts = ["", "a", "é" * 63, "x" * 125, "y" * 126, "z" * 65535, "☎" * 30000]
             await client.send_texts(texts)
             received: list[str] = []
@@ -868,10 +828,6 @@ async def test_bad_options_are_configuration_errors() -> None:
         await connect_websocket(url, max_message_size=0)
     with pytest.raises(ConfigurationError, match="max_message_size"):
         await accept_websocket(FakeStream(), max_message_size=-1)
-    with pytest.raises(ConfigurationError, match="framing"):
-        await connect_websocket(url, framing=cast(Framing, "bogus"))
-    with pytest.raises(ConfigurationError, match="framing"):
-        await accept_websocket(FakeStream(), framing=cast(Framing, "bogus"))
 
 
 def _client_and_response(*frames: Event) -> tuple[WSConnection, bytes]:
@@ -898,7 +854,7 @@ def test_feed_head_splits_at_every_point() -> None:
                 if accepted:
                     leftover += chunk
                 elif chunk:
-                    tail, rest = _feed_head(client, tail, chunk)
+                    tail, rest = feed_head(client, tail, chunk)
                     if rest is not None:
                         assert [type(e) for e in client.events()] == [AcceptConnection]
                         accepted = True
@@ -911,7 +867,7 @@ def test_feed_head_accepts_bare_newlines_like_h11() -> None:
     client, wire = _client_and_response(TextMessage(data="x"))
     head_size = wire.index(b"\r\n\r\n") + 4
     bare = wire[:head_size].replace(b"\r\n", b"\n")
-    tail, rest = _feed_head(client, b"", bare + wire[head_size:])
+    tail, rest = feed_head(client, b"", bare + wire[head_size:])
     assert [type(e) for e in client.events()] == [AcceptConnection]
     assert rest == wire[head_size:]
     assert tail == b""
@@ -932,7 +888,7 @@ async def test_accept_hands_frames_after_the_request_to_the_framer(split: int) -
         wire = request + encode(client, TextMessage(data="eager"), TextMessage(data="é" * 70))
         cut = len(request) + split
         stream = FakeStream([wire[:cut], wire[cut:]])
-        ws = await accept_websocket(stream, framing=OPTIONS.framing)
+        ws = await accept_websocket(stream)
         assert [await ws.receive_text() for _ in range(2)] == ["eager", "é" * 70]
         assert stream.sent[0].startswith(b"HTTP/1.1 101 ")
 
@@ -972,7 +928,7 @@ async def tls_server(certificate: tuple[Path, Path]) -> AsyncIterator[tuple[Pars
                 tls = await TLSStream.wrap(
                     stream, server_side=True, ssl_context=server_context, standard_compatible=False
                 )
-                ws = await accept_websocket(tls, framing=OPTIONS.framing)
+                ws = await accept_websocket(tls)
                 outcome.append(ws)
                 assert await ws.receive_text() == "over tls"
                 await ws.send_text("secure reply")
@@ -991,7 +947,7 @@ async def test_wss_round_trip_with_a_custom_ca(certificate: tuple[Path, Path]) -
     with anyio.fail_after(TIMEOUT):
         async with tls_server(certificate) as (url, _):
             context = ssl.create_default_context(cafile=str(certificate[0]))
-            client = await connect_websocket(url, ssl_context=context, framing=OPTIONS.framing)
+            client = await connect_websocket(url, ssl_context=context)
             await client.send_text("over tls")
             assert await client.receive_text() == "secure reply"
             await client.aclose()

@@ -29,10 +29,15 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from ._errors import ConfigurationError
+
 __all__ = [
+    "ABNORMAL_CLOSURE",
+    "DEFAULT_MAX_MESSAGE_SIZE",
+    "MESSAGE_TOO_BIG",
     "BinaryMessage",
     "Close",
     "FrameCodec",
@@ -40,20 +45,27 @@ __all__ = [
     "FramingError",
     "Ping",
     "Pong",
+    "check_max_message_size",
     "mask",
 ]
 
 _CONTINUATION, _TEXT, _BINARY, _CLOSE, _PING, _PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 _FIN = 0x80
 _MASK_BIT = 0x80
-_MAX_CONTROL_PAYLOAD = 125
-_NO_STATUS = 1005
+MAX_CONTROL_PAYLOAD = 125
+DEFAULT_MAX_MESSAGE_SIZE = 10 * 1024 * 1024
+
+# The close codes (RFC 6455 §7.4), the one table of them in the package.
+NORMAL_CLOSURE = 1000
+PROTOCOL_ERROR = 1002
+NO_STATUS = 1005  # local only: the close frame carried no code
+ABNORMAL_CLOSURE = 1006  # local only: the connection dropped without a close frame
+INVALID_DATA = 1007
+MESSAGE_TOO_BIG = 1009
+TLS_FAILURE = 1015  # local only
 #: Close codes a peer may send: RFC 6455 §7.4 as wsproto accepts them (1004-1006, 1014, 1015
 #: and the rest of 1000-2999 are reserved or local-only), plus 3000-4999 for applications.
-_VALID_CLOSE_CODES = frozenset({1000, 1001, 1002, 1003, *range(1007, 1014), *range(3000, 5000)})
-_PROTOCOL_ERROR = 1002
-_INVALID_DATA = 1007
-_MESSAGE_TOO_BIG = 1009
+VALID_CLOSE_CODES = frozenset({1000, 1001, 1002, 1003, *range(1007, 1014), *range(3000, 5000)})
 
 _KEY_POOL_SIZE = 4096
 _KEYS_PER_POOL = _KEY_POOL_SIZE // 4
@@ -106,6 +118,13 @@ class FramingError:
 
 #: What ``FrameCodec.events`` returns: a ``str`` is a complete text message.
 FrameEvent = str | BinaryMessage | Ping | Pong | Close | FramingError
+
+
+def check_max_message_size(value: int) -> int:
+    """The one rule for ``max_message_size``: a positive int (bytes of one message)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(f"max_message_size must be a positive int, got {value!r}")
+    return value
 
 
 class _Failed(Exception):
@@ -162,10 +181,8 @@ class FrameCodec:
     )
 
     def __init__(self, *, client: bool, max_message_size: int) -> None:
-        if max_message_size < 1:
-            raise ValueError(f"max_message_size must be positive, got {max_message_size}")
         self._client = client
-        self._max_size = max_message_size
+        self._max_size = check_max_message_size(max_message_size)
         self._buf: bytes | bytearray = b""
         self._pos = 0
         self._done = False
@@ -232,7 +249,8 @@ class FrameCodec:
         while end_of_data - pos >= 2:
             b0 = buf[pos]
             b1 = buf[pos + 1]
-            # Fast path: a whole unfragmented unmasked text frame (what a server sends).
+            # Inline fast path, because it is nearly every frame a client reads: a whole
+            # unfragmented unmasked text frame with a 7- or 16-bit length.
             if b0 == 0x81 and client and not self._frag_opcode:
                 if b1 < 126:
                     start = pos + 2
@@ -242,98 +260,123 @@ class FrameCodec:
                     start = pos + 4
                     end = start + size
                     if size < 126:
-                        raise _Failed(_PROTOCOL_ERROR, "frame length not minimally encoded")
+                        raise _Failed(PROTOCOL_ERROR, "frame length not minimally encoded")
                 else:
                     end = -1
                 if end >= 0:
                     if end - start > max_size:
-                        raise _Failed(_MESSAGE_TOO_BIG, "message too big")
+                        raise _Failed(MESSAGE_TOO_BIG, "message too big")
                     if end > end_of_data:
                         break
                     try:
                         append(buf[start:end].decode())
                     except UnicodeDecodeError:
-                        raise _Failed(_INVALID_DATA, "invalid UTF-8 in a text message") from None
+                        raise _Failed(INVALID_DATA, "invalid UTF-8 in a text message") from None
                     pos = end
                     continue
-            # General path: validate the header as far as it is known.
-            if b0 & 0x70:
-                raise _Failed(_PROTOCOL_ERROR, "reserved bit set (no extension was negotiated)")
-            opcode = b0 & 0x0F
-            size = b1 & 0x7F
-            masked = b1 & _MASK_BIT
-            if masked and client:
-                raise _Failed(_PROTOCOL_ERROR, "masked frame from the server")
-            if not masked and not client:
-                raise _Failed(_PROTOCOL_ERROR, "unmasked frame from the client")
-            if opcode >= _CLOSE:
-                if opcode > _PONG:
-                    raise _Failed(_PROTOCOL_ERROR, f"unknown opcode {opcode:#x}")
-                if not b0 & _FIN:
-                    raise _Failed(_PROTOCOL_ERROR, "fragmented control frame")
-                if size > _MAX_CONTROL_PAYLOAD:
-                    raise _Failed(_PROTOCOL_ERROR, "control frame payload over 125 bytes")
-            elif opcode > _BINARY:
-                raise _Failed(_PROTOCOL_ERROR, f"unknown opcode {opcode:#x}")
-            elif opcode == _CONTINUATION:
-                if not self._frag_opcode:
-                    raise _Failed(_PROTOCOL_ERROR, "continuation frame with no message started")
-            elif self._frag_opcode:
-                raise _Failed(_PROTOCOL_ERROR, "new data frame inside a fragmented message")
-            start = pos + 2
-            if size == 126:
-                if end_of_data - pos < 4:
-                    break
-                (size,) = _unpack_short(buf, start)
-                start += 2
-                if size < 126:
-                    raise _Failed(_PROTOCOL_ERROR, "frame length not minimally encoded")
-            elif size == 127:
-                if end_of_data - pos < 10:
-                    break
-                (size,) = _unpack_long(buf, start)
-                start += 8
-                if size < 65536:
-                    raise _Failed(_PROTOCOL_ERROR, "frame length not minimally encoded")
-                if size >> 63:
-                    raise _Failed(_PROTOCOL_ERROR, "frame length with the top bit set")
-            if opcode < _CLOSE and self._frag_size + size > max_size:
-                raise _Failed(_MESSAGE_TOO_BIG, "message too big")
-            if masked:
-                start += 4
-            end = start + size
+            header = self._header(buf, pos, b0, b1)
+            if header is None:
+                break
+            start, end = header
             if end > end_of_data:
                 break
-            payload = buf[start:end]
-            if masked:
-                payload = mask(payload, bytes(buf[start - 4 : start]))
             pos = end
-            if opcode == _CONTINUATION:
-                self._frag_parts.append(payload)
-                self._frag_size += size
-                if b0 & _FIN:
-                    whole = b"".join(self._frag_parts)
-                    message_opcode = self._frag_opcode
-                    self._frag_opcode = 0
-                    self._frag_parts = []
-                    self._frag_size = 0
-                    append(_complete(message_opcode, whole))
-            elif opcode < _CLOSE:  # text or binary
-                if b0 & _FIN:
-                    append(_complete(opcode, payload))
-                else:
-                    self._frag_opcode = opcode
-                    self._frag_parts = [payload]
-                    self._frag_size = size
-            elif opcode == _PING:
-                append(Ping(payload=bytes(payload)))
-            elif opcode == _PONG:
-                append(Pong(payload=bytes(payload)))
-            else:
-                append(_close(payload))
-                self._finish()
+            if self._frame(b0, b1 & _MASK_BIT, buf, start, end, append):
                 return
         self._pos = pos
+
+    def _header(self, buf: bytes | bytearray, pos: int, b0: int, b1: int) -> tuple[int, int] | None:
+        """Validate a frame header as far as it is buffered: ``(payload start, frame end)``
+        once the whole header is in, ``None`` while it is not (the payload may be missing)."""
+        if b0 & 0x70:
+            raise _Failed(PROTOCOL_ERROR, "reserved bit set (no extension was negotiated)")
+        opcode = b0 & 0x0F
+        masked = b1 & _MASK_BIT
+        if bool(masked) == self._client:
+            side = "masked frame from the server" if masked else "unmasked frame from the client"
+            raise _Failed(PROTOCOL_ERROR, side)
+        size = b1 & 0x7F
+        self._check_opcode(b0, opcode, size)
+        available = len(buf) - pos
+        start = pos + 2
+        if size == 126:
+            if available < 4:
+                return None
+            (size,) = _unpack_short(buf, start)
+            start += 2
+            if size < 126:
+                raise _Failed(PROTOCOL_ERROR, "frame length not minimally encoded")
+        elif size == 127:
+            if available < 10:
+                return None
+            (size,) = _unpack_long(buf, start)
+            start += 8
+            if size < 65536:
+                raise _Failed(PROTOCOL_ERROR, "frame length not minimally encoded")
+            if size >> 63:
+                raise _Failed(PROTOCOL_ERROR, "frame length with the top bit set")
+        if opcode < _CLOSE and self._frag_size + size > self._max_size:
+            raise _Failed(MESSAGE_TOO_BIG, "message too big")
+        if masked:
+            start += 4
+        return start, start + size
+
+    def _check_opcode(self, b0: int, opcode: int, size: int) -> None:
+        if opcode >= _CLOSE:
+            if opcode > _PONG:
+                raise _Failed(PROTOCOL_ERROR, f"unknown opcode {opcode:#x}")
+            if not b0 & _FIN:
+                raise _Failed(PROTOCOL_ERROR, "fragmented control frame")
+            if size > MAX_CONTROL_PAYLOAD:
+                raise _Failed(PROTOCOL_ERROR, "control frame payload over 125 bytes")
+        elif opcode > _BINARY:
+            raise _Failed(PROTOCOL_ERROR, f"unknown opcode {opcode:#x}")
+        elif opcode == _CONTINUATION:
+            if not self._frag_opcode:
+                raise _Failed(PROTOCOL_ERROR, "continuation frame with no message started")
+        elif self._frag_opcode:
+            raise _Failed(PROTOCOL_ERROR, "new data frame inside a fragmented message")
+
+    def _frame(
+        self,
+        b0: int,
+        masked: int,
+        buf: bytes | bytearray,
+        start: int,
+        end: int,
+        append: Callable[[FrameEvent], None],
+    ) -> bool:
+        """Deliver one whole, validated frame; True if it was the close frame (the end)."""
+        payload = buf[start:end]
+        if masked:
+            payload = mask(payload, bytes(buf[start - 4 : start]))
+        opcode = b0 & 0x0F
+        if opcode == _CONTINUATION:
+            self._frag_parts.append(payload)
+            self._frag_size += end - start
+            if b0 & _FIN:
+                whole = b"".join(self._frag_parts)
+                message_opcode = self._frag_opcode
+                self._frag_opcode = 0
+                self._frag_parts = []
+                self._frag_size = 0
+                append(_complete(message_opcode, whole))
+        elif opcode < _CLOSE:  # text or binary
+            if b0 & _FIN:
+                append(_complete(opcode, payload))
+            else:
+                self._frag_opcode = opcode
+                self._frag_parts = [payload]
+                self._frag_size = end - start
+        elif opcode == _PING:
+            append(Ping(payload=bytes(payload)))
+        elif opcode == _PONG:
+            append(Pong(payload=bytes(payload)))
+        else:
+            append(_close(payload))
+            self._finish()
+            return True
+        return False
 
     # ------------------------------------------------------------------------ encoding
 
@@ -407,19 +450,19 @@ class FrameCodec:
     def encode_close(self, code: int = 1000, reason: str = "") -> bytes:
         """A close frame. 1005 ("no status") sends an empty payload; the local-only codes
         1006 and 1015 become 1000, as in wsproto; ``reason`` is cut to fit 125 bytes."""
-        if code == _NO_STATUS:
+        if code == NO_STATUS:
             return self._control(_CLOSE, b"")
-        if code in (1006, 1015):
-            code = 1000
+        if code in (ABNORMAL_CLOSURE, TLS_FAILURE):
+            code = NORMAL_CLOSURE
         if not 0 <= code <= 0xFFFF:
             raise ValueError(f"close code out of range: {code}")
         data = reason.encode()
-        if len(data) > _MAX_CONTROL_PAYLOAD - 2:
-            data = data[: _MAX_CONTROL_PAYLOAD - 2].decode(errors="ignore").encode()
+        if len(data) > MAX_CONTROL_PAYLOAD - 2:
+            data = data[: MAX_CONTROL_PAYLOAD - 2].decode(errors="ignore").encode()
         return self._control(_CLOSE, code.to_bytes(2, "big") + data)
 
     def _control(self, opcode: int, payload: bytes) -> bytes:
-        if len(payload) > _MAX_CONTROL_PAYLOAD:
+        if len(payload) > MAX_CONTROL_PAYLOAD:
             raise ValueError(f"control frame payload over 125 bytes ({len(payload)})")
         if not self._client:
             return _header(_FIN | opcode, len(payload), 0) + payload
@@ -433,19 +476,19 @@ def _complete(opcode: int, payload: bytes | bytearray) -> str | BinaryMessage:
     try:
         return payload.decode()
     except UnicodeDecodeError:
-        raise _Failed(_INVALID_DATA, "invalid UTF-8 in a text message") from None
+        raise _Failed(INVALID_DATA, "invalid UTF-8 in a text message") from None
 
 
 def _close(payload: bytes | bytearray) -> Close:
     if not payload:
-        return Close(code=_NO_STATUS, reason="")
+        return Close(code=NO_STATUS, reason="")
     if len(payload) == 1:
-        raise _Failed(_PROTOCOL_ERROR, "close frame with a 1-byte payload")
+        raise _Failed(PROTOCOL_ERROR, "close frame with a 1-byte payload")
     code = int.from_bytes(payload[:2], "big")
-    if code not in _VALID_CLOSE_CODES:
-        raise _Failed(_PROTOCOL_ERROR, f"close frame with invalid code {code}")
+    if code not in VALID_CLOSE_CODES:
+        raise _Failed(PROTOCOL_ERROR, f"close frame with invalid code {code}")
     try:
         reason = payload[2:].decode()
     except UnicodeDecodeError:
-        raise _Failed(_INVALID_DATA, "invalid UTF-8 in a close reason") from None
+        raise _Failed(INVALID_DATA, "invalid UTF-8 in a close reason") from None
     return Close(code=code, reason=reason)

@@ -1,9 +1,9 @@
-"""WebSocket transport: an anyio byte stream carrying whole text messages in and out.
+"""The WebSocket: an anyio byte stream carrying whole text messages in and out.
 
-``_handshake`` does the HTTP upgrade (both roles, with wsproto); ``connect_websocket`` and
-``accept_websocket`` bound it, translate its errors and wrap the upgraded stream. The open
-socket's frames go through a ``Framer`` (``_framers``): our ``FrameCodec`` by default, or
-wsproto's framing with ``framing="wsproto"``.
+``_handshake`` opens one (the HTTP upgrade, both roles, with wsproto) and hands the upgraded
+stream to ``WebSocket``. From then on every frame goes through ONE path: ``Framer`` here (the
+close handshake's states) over ``_frames.FrameCodec`` (RFC 6455, built for speed). wsproto
+stays the codec's test oracle (``tests/test_framing.py``), not a second data path.
 
 Invariants (the reasons behind the code below):
 
@@ -26,17 +26,19 @@ Invariants (the reasons behind the code below):
   stream is then closed; from then on every call raises a fresh copy of it.
 * Transport ``ProtocolViolationError`` = socket still usable; ``ConnectionLostError`` = gone
   (fatal violations carry a ``ProtocolViolationError`` as ``__cause__``).
-* Third-party exceptions are translated in ``translate_error`` only (the handshake's too:
-  ``_handshake`` lets them through and closes its stream on any failure).
+* Third-party exceptions are translated in ``_translate.translate_error`` only.
+* The close handshake is one table: a close received moves OPEN to REMOTE_CLOSING (we owe a
+  reply) and LOCAL_CLOSING to CLOSED (it was the reply); our close moves OPEN to
+  LOCAL_CLOSING; our reply moves REMOTE_CLOSING to CLOSED. Anything else sends nothing.
+  Text may be encoded only while OPEN.
 """
 
 from __future__ import annotations
 
 import contextlib
+import enum
 import logging
-import os
 import re
-import ssl
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import cast
@@ -44,85 +46,26 @@ from typing import cast
 import anyio
 import anyio.abc
 import anyio.lowlevel
-import wsproto.utilities
 
-from ._errors import ConfigurationError, ConnectionLostError, ProtocolViolationError, RelayError
-from ._framers import CloseState, Framer, Framing, make_framer
-from ._framing import BinaryMessage, Close, FrameEvent, FramingError, Ping
-from ._handshake import Upgraded, client_upgrade, server_upgrade
-from ._url import DEFAULT_HOST, ParsedURL, build_url, is_loopback
+from ._errors import ConnectionLostError, ProtocolViolationError, RelayError
+from ._frames import (
+    ABNORMAL_CLOSURE,
+    MESSAGE_TOO_BIG,
+    BinaryMessage,
+    Close,
+    FrameCodec,
+    FrameEvent,
+    FramingError,
+    Ping,
+)
+from ._translate import translate_error
 
-__all__ = [
-    "DEFAULT_HOST",
-    "DEFAULT_MAX_MESSAGE_SIZE",
-    "Framing",
-    "ParsedURL",
-    "WebSocket",
-    "accept_websocket",
-    "build_url",
-    "connect_websocket",
-    "is_loopback",
-    "redact",
-    "translate_error",
-]
+__all__ = ["CloseState", "Framer", "WebSocket", "redact"]
 
 _log = logging.getLogger("relay_anyio.transport")
 
-DEFAULT_MAX_MESSAGE_SIZE = 10 * 1024 * 1024
-DEFAULT_WRITE_TIMEOUT = 10.0
 #: Bytes asked of the stream per read; every complete message in them is buffered at once.
 READ_SIZE = 65536
-_ABNORMAL_CLOSURE = 1006
-_MESSAGE_TOO_BIG = 1009
-_FRAMINGS = ("fast", "wsproto")
-
-# ----------------------------------------------------------------------- error translation
-
-
-def translate_error(
-    exc: BaseException, context: str, *, established: bool = True
-) -> RelayError | None:
-    """The project's error for a third-party exception, or ``None`` when it is not ours to
-    translate (a bug, a cancellation: re-raise it unchanged). ``context`` prefixes the message;
-    an ``established`` socket that drops gets close code 1006, a failed handshake none.
-
-    Raise the result with ``raise err from (err.__cause__ or exc)``.
-    """
-    dropped = _ABNORMAL_CLOSURE if established else None
-    if isinstance(exc, RelayError):
-        return exc
-    if isinstance(exc, anyio.EndOfStream):
-        return ConnectionLostError(f"{context}: the peer closed the connection", code=dropped)
-    if isinstance(exc, anyio.ClosedResourceError):
-        return ConnectionLostError(f"{context}: the websocket was closed locally")
-    if isinstance(exc, anyio.BrokenResourceError | OSError):  # ssl.SSLError is an OSError
-        return ConnectionLostError(f"{context}: {_os_reason(exc)}", code=dropped)
-    if isinstance(exc, wsproto.utilities.RemoteProtocolError):
-        violation = ProtocolViolationError(f"invalid WebSocket data from the peer: {exc}")
-        violation.__cause__ = exc
-        lost = ConnectionLostError(f"{context}: {violation.message}")
-        lost.__cause__ = violation
-        return lost
-    if isinstance(exc, wsproto.utilities.LocalProtocolError):
-        return ConnectionLostError(f"{context}: the websocket is closed ({exc})")
-    return None
-
-
-def _os_reason(exc: BaseException) -> str:
-    """The most specific OS or TLS error text in ``exc``'s cause chain ("Connection refused")."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ssl.SSLCertVerificationError):
-            return f"TLS certificate verification failed: {seen.verify_message}"
-        if isinstance(seen, ssl.SSLError):
-            return f"TLS error: {getattr(seen, 'reason', None) or seen.strerror or seen}"
-        if isinstance(seen, OSError) and seen.errno:
-            return os.strerror(seen.errno)
-        if isinstance(seen, OSError) and seen.strerror:
-            return seen.strerror
-        seen = seen.__cause__
-    return str(exc) or type(exc).__name__
-
 
 # ----------------------------------------------------------------------------- logging
 
@@ -136,6 +79,74 @@ def redact(text: str) -> str:
     """A wire frame fit for a log: secret fields masked, long frames cut."""
     text = _SECRETS.sub(r'\1"***"', text)
     return text if len(text) <= _LOG_LIMIT else f"{text[:_LOG_LIMIT]}... ({len(text)} chars)"
+
+
+# ------------------------------------------------------------------------ close states
+
+
+class CloseState(enum.Enum):
+    OPEN = "open"
+    LOCAL_CLOSING = "local_closing"  # our close frame is out; waiting for the peer's reply
+    REMOTE_CLOSING = "remote_closing"  # the peer's close frame is in; our reply is owed
+    CLOSED = "closed"
+
+
+_CLOSE_RECEIVED = {
+    CloseState.OPEN: CloseState.REMOTE_CLOSING,
+    CloseState.LOCAL_CLOSING: CloseState.CLOSED,
+}
+_CLOSE_SENT = {CloseState.OPEN: CloseState.LOCAL_CLOSING}
+_REPLY_SENT = {CloseState.REMOTE_CLOSING: CloseState.CLOSED}
+
+
+class Framer:
+    """``FrameCodec`` plus the close handshake's state (Sans-IO). ``receive`` returns the
+    decoded items in wire order (a ``Close`` or ``FramingError`` is the last one ever); the
+    ``encode_*`` methods return wire bytes, ``b""`` when the state allows no such frame."""
+
+    __slots__ = ("_codec", "_state", "max_message_size")
+
+    def __init__(self, *, client: bool, max_message_size: int) -> None:
+        self._codec = FrameCodec(client=client, max_message_size=max_message_size)
+        self.max_message_size = max_message_size
+        self._state = CloseState.OPEN
+
+    @property
+    def state(self) -> CloseState:
+        return self._state
+
+    def receive(self, data: bytes) -> list[FrameEvent]:
+        codec = self._codec
+        codec.feed(data)
+        events = codec.events()
+        if events and isinstance(events[-1], Close):
+            self._state = _CLOSE_RECEIVED.get(self._state, self._state)
+        return events
+
+    def encode_texts(self, texts: Iterable[str]) -> bytes:
+        """Frames for text messages; only while OPEN (``RuntimeError`` otherwise)."""
+        if self._state is not CloseState.OPEN:
+            raise RuntimeError(f"cannot send text in state {self._state.name}")
+        return self._codec.encode_texts(texts)
+
+    def encode_pongs(self, payloads: Sequence[bytes]) -> bytes:
+        if self._state is not CloseState.OPEN:
+            return b""
+        return b"".join([self._codec.encode_pong(payload) for payload in payloads])
+
+    def encode_close(self, code: int, reason: str) -> bytes:
+        """Our close frame, starting the close handshake; b"" unless OPEN."""
+        if self._state not in _CLOSE_SENT:
+            return b""
+        self._state = _CLOSE_SENT[self._state]
+        return self._codec.encode_close(code, reason)
+
+    def encode_close_reply(self, close: Close) -> bytes:
+        """The reply to the peer's close frame (its code echoed); b"" unless REMOTE_CLOSING."""
+        if self._state not in _REPLY_SENT:
+            return b""
+        self._state = _REPLY_SENT[self._state]
+        return self._codec.encode_close(close.code, close.reason)
 
 
 # --------------------------------------------------------------------------- WebSocket
@@ -156,7 +167,6 @@ class WebSocket:
         stream: anyio.abc.ByteStream,
         framer: Framer,
         *,
-        max_message_size: int,
         write_timeout: float,
         description: str,
         received: bytes = b"",
@@ -164,7 +174,6 @@ class WebSocket:
         """``received``: bytes that followed the handshake in its last read (frames)."""
         self._stream = stream
         self._framer = framer
-        self._max_message_size = max_message_size
         self._write_timeout = write_timeout
         self._description = description
         self._send_lock = anyio.Lock(fast_acquire=True)
@@ -328,7 +337,7 @@ class WebSocket:
                     ConnectionLostError(
                         f"{self._description}: the peer closed the connection without a "
                         f"close frame",
-                        code=_ABNORMAL_CLOSURE,
+                        code=ABNORMAL_CLOSURE,
                     )
                 )
                 return
@@ -366,8 +375,8 @@ class WebSocket:
         if pings:
             await self._send_control(lambda: self._framer.encode_pongs(pings))
         if isinstance(last, FramingError):
-            if last.code == _MESSAGE_TOO_BIG:
-                await self._fail(_MESSAGE_TOO_BIG, "message too big", None)
+            if last.code == MESSAGE_TOO_BIG:
+                await self._fail(MESSAGE_TOO_BIG, "message too big", None)
             else:
                 violation = ProtocolViolationError(f"invalid WebSocket data: {last.reason}")
                 await self._fail(last.code, "protocol error", violation)
@@ -397,7 +406,9 @@ class WebSocket:
         """Fail the connection: send a close frame, close the stream, record why."""
         await self._send_control(lambda: self._framer.encode_close(code, reason))
         if violation is None:
-            message = f"incoming message exceeds max_message_size ({self._max_message_size} bytes)"
+            message = (
+                f"incoming message exceeds max_message_size ({self._framer.max_message_size} bytes)"
+            )
         else:
             message = violation.message
         lost = ConnectionLostError(f"{self._description}: {message}", code=code)
@@ -439,7 +450,7 @@ class WebSocket:
         self._closing = True
         if self._lost is None:
             self._lost = ConnectionLostError(
-                f"{self._description}: aborted locally", code=_ABNORMAL_CLOSURE
+                f"{self._description}: aborted locally", code=ABNORMAL_CLOSURE
             )
         if not self._stream_closed:
             self._stream_closed = True
@@ -467,105 +478,3 @@ class WebSocket:
         copy = ConnectionLostError(self._lost.message, code=self._lost.code)
         copy.__cause__ = self._lost.__cause__
         return copy
-
-
-# ---------------------------------------------------------------------------- handshakes
-
-
-async def connect_websocket(
-    url: ParsedURL,
-    *,
-    ssl_context: ssl.SSLContext | None = None,
-    connect_timeout: float = 10.0,
-    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
-    write_timeout: float = DEFAULT_WRITE_TIMEOUT,
-    framing: Framing = "fast",
-) -> WebSocket:
-    """Open a TCP (``ws``) or TLS (``wss``) connection and do the client handshake.
-
-    TLS verifies the certificate against ``url.host`` (``ssl.create_default_context()``
-    unless ``ssl_context`` is given). The whole of it is bounded by ``connect_timeout``.
-    ``framing`` picks the frame codec of the open socket: ``"fast"`` (ours) or ``"wsproto"``
-    (the reference implementation, slower); the behaviour is the same.
-    Raises ``ConnectionLostError`` (refused, DNS, TLS, timeout, HTTP status other than 101,
-    bad handshake) and ``ConfigurationError`` (``ssl_context`` with ``ws://``, bad size or
-    framing).
-    """
-    _check_options(max_message_size, framing)
-    if ssl_context is not None and not url.secure:
-        raise ConfigurationError("ssl_context was given for a plain ws:// URL")
-    if url.secure and ssl_context is None:
-        ssl_context = ssl.create_default_context()
-    upgraded: Upgraded | None = None
-    with anyio.move_on_after(connect_timeout):
-        try:
-            upgraded = await client_upgrade(url, ssl_context)
-        except Exception as exc:
-            _raise_translated(exc, f"connecting to {url}")
-            raise
-    if upgraded is None:  # the deadline passed (the upgrade closed the stream)
-        raise ConnectionLostError(f"timed out connecting to {url} after {connect_timeout:g}s")
-    return _open(upgraded, framing, True, max_message_size, write_timeout, str(url))
-
-
-async def accept_websocket(
-    stream: anyio.abc.ByteStream,
-    *,
-    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
-    write_timeout: float = DEFAULT_WRITE_TIMEOUT,
-    handshake_timeout: float = 10.0,
-    framing: Framing = "fast",
-) -> WebSocket:
-    """Server side of the handshake on an accepted stream (for the simulator and tests).
-
-    A request that is not a WebSocket upgrade is answered with HTTP 400 (426 for a wrong
-    version) and raises ``ConnectionLostError`` (``__cause__``: ``ProtocolViolationError``).
-    On any failure the stream is closed. ``framing`` as for ``connect_websocket``.
-    """
-    _check_options(max_message_size, framing)
-    context = "accepting a websocket"
-    try:
-        with anyio.fail_after(handshake_timeout):
-            upgraded = await server_upgrade(stream)
-    except TimeoutError:
-        raise ConnectionLostError(f"{context}: timed out waiting for the request") from None
-    except Exception as exc:
-        _raise_translated(exc, context)
-        raise
-    description = f"server {upgraded.target}"
-    return _open(upgraded, framing, False, max_message_size, write_timeout, description)
-
-
-def _open(
-    upgraded: Upgraded,
-    framing: Framing,
-    client: bool,
-    max_message_size: int,
-    write_timeout: float,
-    description: str,
-) -> WebSocket:
-    framer = make_framer(
-        framing, client=client, max_message_size=max_message_size, connection=upgraded.connection
-    )
-    return WebSocket(
-        upgraded.stream,
-        framer,
-        max_message_size=max_message_size,
-        write_timeout=write_timeout,
-        description=description,
-        received=upgraded.received,
-    )
-
-
-def _raise_translated(exc: BaseException, context: str) -> None:
-    """Raise the project's error for a failed handshake's ``exc``; return if there is none."""
-    err = translate_error(exc, context, established=False) if isinstance(exc, Exception) else None
-    if err is not None and err is not exc:
-        raise err from (err.__cause__ or exc)
-
-
-def _check_options(max_message_size: int, framing: str) -> None:
-    if max_message_size < 1:
-        raise ConfigurationError(f"max_message_size must be positive, got {max_message_size}")
-    if framing not in _FRAMINGS:
-        raise ConfigurationError(f"framing must be 'fast' or 'wsproto', got {framing!r}")

@@ -1,0 +1,494 @@
+"""``Session``: the core driven over sockets, with its tasks, for one ``RelayClient``.
+
+Inside ``async with client:`` the session holds one task group with:
+
+* the supervisor (``_link.Link.supervise``), started with ``tg.start`` so the first
+  handshake's failure reaches ``__aenter__`` directly: it connects, runs the socket's read
+  loop, and reconnects with backoff and jitter, resuming the session;
+* the timer task, which sleeps until the core's next deadline (dial timeouts, tombstones,
+  max_duration, pings, silence watchdog) and runs ``handle_timer``;
+* the writer task, which drains the core's outbox into one socket write whenever a
+  command asks (under load many commands share one drain and one write);
+* inbound call handlers registered with ``on_call``.
+
+Invariants:
+
+* The session keeps no protocol state of its own. Its call registry (call_id -> ``Call``)
+  is changed only in ``_apply``, one exhaustive ``match`` over the core's events: a call
+  enters on ``DialAnswered`` / ``InboundCall`` and leaves on its ``ENDED`` state or
+  ``CallLost``, so its keys follow the core's live calls. A ``Call`` abandoned by a
+  cancelled dial is finished at once (user code never holds it) and leaves the registry
+  when the core reports its end.
+* Core state is updated synchronously before any ``await``; the core's outbox is drained
+  inside the socket's write lock, so wire order is state order. One write per drain.
+  The read loop flushes inline after each batch it reads (acks first, and reading slows
+  down when writing does: backpressure); commands wake the writer.
+* User coroutines wait on per-request slots (dial by tag, request by id), never on a
+  shared queue; the read loop never waits on user code.
+* A cancelled ``dial()`` calls ``cancel_dial`` (the core queues ``calling.end`` for every
+  leg), wakes the writer and re-raises at once: the hang-ups go out from the writer task,
+  which the caller's cancellation does not reach.
+* Internal failures are stored and re-raised from the user's next call; no task escapes
+  the task group and no ``ExceptionGroup`` leaves ``async with`` in ordinary failures.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack
+from typing import Any, assert_never
+
+import anyio
+import anyio.abc
+import anyio.lowlevel
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from relay_proto import (
+    CallLost,
+    CallState,
+    CallStateChanged,
+    ClientConnection,
+    Connected,
+    ConnectFailed,
+    DialAnswered,
+    DialFailed,
+    DialTimedOut,
+    DisconnectRequested,
+    Event,
+    InboundCall,
+    LivenessLost,
+    LocalProtocolError,
+    MaxDurationReached,
+    PlayStateChanged,
+    RequestFailed,
+    RequestSucceeded,
+    UnhandledEvent,
+)
+
+from ._calls import Call
+from ._errors import (
+    CallGoneError,
+    ConfigurationError,
+    ConnectionLostError,
+    RelayError,
+    dial_error,
+    request_error,
+)
+from ._link import Link, TransportFactory
+from ._options import Limits, Reconnect, Timeouts
+from ._waiters import InboundCalls, Slot
+
+logger = logging.getLogger("relay_anyio")
+
+JSONObject = dict[str, Any]
+DialOutcome = Call | DialFailed | DialTimedOut
+
+
+class Session:
+    """One client's core, sockets and tasks. ``RelayClient`` is its public face."""
+
+    def __init__(
+        self,
+        core: ClientConnection,
+        connect: TransportFactory,
+        *,
+        name: str,
+        timeouts: Timeouts,
+        reconnect: Reconnect,
+        limits: Limits,
+        hangup_on_exit: bool,
+        on_event: Callable[[Event], None] | None,
+    ) -> None:
+        self._core = core
+        self._link = Link(self, connect, name=name, timeouts=timeouts, reconnect=reconnect)
+        self._cleanup_timeout = timeouts.cleanup
+        self._close_timeout = timeouts.close
+        self._inbound_buffer = limits.inbound_buffer
+        self._hangup_on_exit = hangup_on_exit
+        self._on_event = on_event
+        self.on_call: Callable[[Call], Awaitable[None]] | None = None
+        # Created by start() and closed by stop() (an unclosed stream warns).
+        self._inbound_send: MemoryObjectSendStream[Call] | None = None
+        self._inbound_recv: MemoryObjectReceiveStream[Call] | None = None
+        self._used = False
+        self._background: list[anyio.CancelScope] = []
+        self._exit_stack: AsyncExitStack | None = None
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._failure: RelayError | None = None
+        self._closing = False  # no new user commands (set when stop() starts)
+        self._stopping = False  # no more reconnecting (set once the hang-ups are done)
+        self._dials: dict[str, Slot[DialOutcome]] = {}
+        self._requests: dict[str, Slot[JSONObject]] = {}
+        self._calls: dict[str, Call] = {}
+        self._timer_wakeup = anyio.Event()
+        self._write_wanted = anyio.Event()
+        self._timer_at: float | None = None
+
+    # ------------------------------------------------------------------ what the link needs
+
+    @property
+    def core(self) -> ClientConnection:
+        return self._core
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def fail(self, error: RelayError) -> None:
+        self._failure = error
+        self._fail_waiters(error)
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def connections(self) -> int:
+        return self._link.connections
+
+    @property
+    def calls(self) -> list[Call]:
+        """Live calls user code holds (an abandoned dial's winner is already finished)."""
+        return [call for call in self._calls.values() if not call.ended]
+
+    def inbound_calls(self) -> AsyncIterator[Call]:
+        receive = self._inbound_recv
+        if receive is None:
+            raise RuntimeError("use the client inside 'async with client:'")
+        return InboundCalls(receive)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        if self._used:
+            raise RuntimeError("a RelayClient is used once: it is not reentrant or reusable")
+        self._used = True
+        self._inbound_send, self._inbound_recv = anyio.create_memory_object_stream[Call](
+            self._inbound_buffer
+        )
+        stack = AsyncExitStack()
+        stack.callback(self._close_inbound)
+        tg = await stack.enter_async_context(anyio.create_task_group())
+        self._exit_stack, self._tg = stack, tg
+        try:
+            await tg.start(self._supervise)
+            tg.start_soon(self._timer_loop)
+            tg.start_soon(self._writer_loop)
+        except BaseException as exc:
+            self._closing = self._stopping = True
+            self._stop_background()
+            tg.cancel_scope.cancel()
+            self._exit_stack = None
+            await stack.aclose()
+            if isinstance(exc, RelayError):
+                raise exc from exc.__cause__
+            raise
+
+    async def stop(self) -> None:
+        stack, tg = self._exit_stack, self._tg
+        assert stack is not None
+        assert tg is not None
+        try:
+            with anyio.CancelScope(shield=True):
+                await self._shutdown()
+        finally:
+            self._stop_background()
+            tg.cancel_scope.cancel()
+            self._exit_stack = None
+            await stack.aclose()
+
+    async def _supervise(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        # Cancellable until the first session is up (``__aenter__`` may be cancelled while
+        # connecting), then shielded by the link; ``_stop_background`` ends it.
+        with anyio.CancelScope() as scope:
+            self._background.append(scope)
+            await self._link.supervise(scope, task_status)
+
+    def _stop_background(self) -> None:
+        for scope in self._background:
+            scope.cancel()
+
+    async def _shutdown(self) -> None:
+        """Hang up what this client still owns, bounded by ``cleanup_timeout``.
+
+        The supervisor keeps reconnecting meanwhile: hang-ups queued while the socket is
+        down, or lost with it, go out on the next one.
+        """
+        self._closing = True
+        now = anyio.current_time()
+        if self._hangup_on_exit and self._failure is None:
+            for tag in list(self._dials):
+                self._core.cancel_dial(tag, now=now)
+            with anyio.move_on_after(self._cleanup_timeout):
+                await self.flush()
+                async with anyio.create_task_group() as tg:
+                    for call in self.calls:
+                        tg.start_soon(self._hang_up_for_exit, call)
+        self._stopping = True
+        self._fail_waiters(ConnectionLostError("the client was closed"))
+        if self._inbound_send is not None:
+            self._inbound_send.close()
+        if self._link.ws is not None:
+            await self._link.ws.aclose(timeout=self._close_timeout)
+
+    async def _hang_up_for_exit(self, call: Call) -> None:
+        """End ``call`` and wait until it has ended; ask again if the request was lost
+        with a socket (a plain ``calling.end`` is not re-sent by the core)."""
+        while not call.ended and self._core.get_call(call.call_id) is not None:
+            try:
+                await self._request(lambda core: core.end(call.call_id))
+            except ConnectionLostError:
+                continue  # the reply was lost with the socket: ask the next one
+            except RelayError:
+                return  # refused or gone: nothing more this client can do
+            await call.wait_for_ended()
+
+    def _close_inbound(self) -> None:
+        for stream in (self._inbound_send, self._inbound_recv):
+            if stream is not None:
+                stream.close()
+
+    # ------------------------------------------------------------------ commands
+
+    def check_open(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+        if self._tg is None or self._closing:
+            raise RuntimeError("use the client inside 'async with client:'")
+
+    async def dial(self, devices: Sequence[Sequence[JSONObject]], **options: Any) -> Call:
+        """``RelayClient.dial``: queue the dial in the core and wait for its outcome."""
+        self.check_open()
+        # Already cancelled: leave before the core queues anything (a queued frame would
+        # go out with the next write, cancelled or not).
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        try:
+            tag = self._core.dial(devices, now=anyio.current_time(), **options)
+        except LocalProtocolError as exc:
+            raise ConfigurationError(str(exc)) from None
+        slot: Slot[DialOutcome] = Slot()
+        self._dials[tag] = slot
+        self.poke_timer()
+        self._want_write()
+        try:
+            outcome = await slot.wait()
+        except BaseException:
+            # Cancelled (or the client closed): nothing may stay alive under this tag --
+            # not even a winner whose answer arrived just before the cancellation did. The
+            # core queues the hang-ups at once; the writer task sends them (it is not
+            # cancelled with this task), so cancelling never waits on the network.
+            del self._dials[tag]
+            if isinstance(slot.value, Call):
+                slot.value.finish(CallGoneError("the dial was cancelled", code=410))
+            if self._core.cancel_dial(tag, now=anyio.current_time()):
+                self._want_write()
+            raise
+        del self._dials[tag]
+        if isinstance(outcome, Call):
+            return outcome  # possibly already ended: the far end may hang up at once
+        raise dial_error(outcome, options.get("dial_timeout", 120.0))
+
+    async def command(
+        self, start: Callable[[ClientConnection], str], call: Call | None = None
+    ) -> JSONObject:
+        """Run one core command that sends a request; wait for and return its result."""
+        self.check_open()
+        if call is not None and call.ended:
+            raise CallGoneError(f"call {call.call_id} has ended", code=410)
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        try:
+            return await self._request(start)
+        except LocalProtocolError as exc:
+            if call is not None and self._core.get_call(call.call_id) is None:
+                raise CallGoneError(f"call {call.call_id} has ended", code=410) from None
+            raise ConfigurationError(str(exc)) from None
+
+    async def _request(self, start: Callable[[ClientConnection], str]) -> JSONObject:
+        """Queue one request in the core, write it, wait for its result (no open check)."""
+        request_id = start(self._core)
+        slot: Slot[JSONObject] = Slot()
+        self._requests[request_id] = slot
+        self._want_write()
+        try:
+            return await slot.wait()
+        finally:
+            self._requests.pop(request_id, None)
+
+    def _want_write(self) -> None:
+        """Ask the writer task to flush the core's outbox (cheap when already asked)."""
+        wanted = self._write_wanted
+        if not wanted.is_set():
+            wanted.set()
+
+    async def _writer_loop(self) -> None:
+        """Flush on request: under load, many commands share one drain and one write."""
+        with anyio.CancelScope(shield=True) as scope:  # ended by _stop_background
+            self._background.append(scope)
+            while True:
+                await self._write_wanted.wait()
+                self._write_wanted = anyio.Event()
+                await self.flush()
+
+    async def flush(self) -> None:
+        """Write everything the core has queued, in one write, if a socket is up."""
+        ws = self._link.ws
+        if ws is None or not self._core.has_data_to_send:
+            return  # nothing queued, or a concurrent flush already took it
+        try:
+            await ws.send_from(self._core.data_to_send)
+        except RelayError as exc:
+            logger.debug("write failed: %s", exc)
+            if self._link.ws is ws:  # not a newer socket opened meanwhile
+                self._link.abort()
+
+    # ------------------------------------------------------------------ events
+
+    def dispatch(self, events: list[Event]) -> None:
+        """Act on the core's events, in order, after the ``on_event`` hook saw each."""
+        hook = self._on_event
+        for event in events:
+            if hook is not None:
+                try:
+                    hook(event)
+                except Exception:
+                    logger.exception("on_event hook raised")
+            self._apply(event)
+
+    def _apply(self, event: Event) -> None:
+        """The one place where events change the session: slots, the call registry, the
+        ``Call`` and ``PlayAction`` objects, the link."""
+        match event:
+            case CallStateChanged(call_id=call_id, state=state):
+                call = self._calls.get(call_id)
+                if call is not None:
+                    call.apply_state(state, event.end_reason)
+                    if state is CallState.ENDED:
+                        del self._calls[call_id]
+            case PlayStateChanged(call_id=call_id):
+                call = self._calls.get(call_id)
+                if call is not None:
+                    call.apply_play_state(event.control_id, event.state)
+            case RequestSucceeded(request_id=request_id):
+                slot = self._requests.get(request_id)
+                if slot is not None:
+                    slot.set(event.result)
+            case RequestFailed():
+                self._on_request_failed(event)
+            case DialAnswered():
+                self._on_answered(event)
+            case DialFailed() | DialTimedOut():
+                dial = self._dials.get(event.tag)
+                if dial is not None:
+                    dial.set(event)
+            case CallLost(call_id=call_id):
+                lost = self._calls.pop(call_id, None)
+                if lost is not None:
+                    lost.finish(
+                        CallGoneError("the call no longer exists", code=410)
+                        if event.gone
+                        else ConnectionLostError("the session was lost with the call")
+                    )
+            case InboundCall():
+                self._on_inbound(event)
+            case LivenessLost():
+                logger.warning("connection is not alive (%s); reconnecting", event.reason)
+                self._link.abort(dead=True)
+            case DisconnectRequested():
+                logger.info("server asked to disconnect (restart=%s)", event.restart)
+                self._link.close_within(self._close_timeout)
+            case MaxDurationReached():
+                logger.info("call %s reached its max_duration; hanging up", event.call_id)
+            case Connected() | ConnectFailed() | UnhandledEvent():
+                pass  # handled by the read loop / left to on_event
+            case _:
+                assert_never(event)
+
+    def _on_request_failed(self, event: RequestFailed) -> None:
+        slot = self._requests.get(event.request_id)
+        if slot is None:
+            return
+        if event.connection_lost:
+            slot.set(ConnectionLostError(f"{event.method}: {event.message}"))
+        else:
+            slot.set(
+                request_error(event.message, code=event.code, data=event.data, method=event.method)
+            )
+
+    def _on_answered(self, event: DialAnswered) -> None:
+        info = event.call
+        call = Call.from_info(self, info)
+        if info.state is not CallState.ENDED:  # the core tracks it (not ended on arrival)
+            self._calls[info.call_id] = call
+        else:  # it ended in the same breath as it was answered
+            for leg in event.legs:
+                if leg.call_id == info.call_id:
+                    call.end_reason = leg.end_reason
+            call.finish(CallGoneError("the call has ended", code=410))
+        slot = self._dials.get(event.tag)
+        if slot is not None:
+            slot.set(call)
+        elif self._core.cancel_dial(event.tag, now=anyio.current_time()):
+            # Nobody waits for this dial any more (cannot happen while dial() keeps its
+            # slot until cancel_dial); never leak the winner.
+            call.finish(CallGoneError("the dial was abandoned", code=410))
+
+    def _on_inbound(self, event: InboundCall) -> None:
+        info = event.call
+        call = Call.from_info(self, info)
+        self._calls[info.call_id] = call
+        if self._closing:
+            # Leaving ``async with``: nobody will handle it, and the exit hang-ups have
+            # already been counted. Refuse it rather than leave it ringing.
+            logger.warning("inbound call %s refused: the client is closing", info.call_id)
+            self._core.end(info.call_id, "busy")
+            return
+        if self.on_call is not None and self._tg is not None:
+            self._tg.start_soon(self._run_handler, self.on_call, call)
+            return
+        try:
+            if self._inbound_send is None:
+                raise anyio.ClosedResourceError
+            self._inbound_send.send_nowait(call)
+        except (anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
+            # Nobody can take this call: refuse it rather than leave it ringing.
+            logger.warning("inbound call %s refused: nobody is taking calls", info.call_id)
+            self._core.end(info.call_id, "busy")
+
+    async def _run_handler(self, handler: Callable[[Call], Awaitable[None]], call: Call) -> None:
+        try:
+            await handler(call)
+        except Exception:
+            logger.exception("inbound call handler raised for call %s", call.call_id)
+
+    def _fail_waiters(self, error: RelayError) -> None:
+        for dial_slot in self._dials.values():
+            dial_slot.set(error)
+        for slot in self._requests.values():
+            slot.set(error)
+        for call in self._calls.values():
+            call.finish(error)
+
+    # ------------------------------------------------------------------ timers
+
+    def poke_timer(self) -> None:
+        """Wake the timer task if the core's next deadline moved earlier."""
+        deadline = self._core.next_deadline()
+        if deadline is not None and (self._timer_at is None or deadline < self._timer_at):
+            self._timer_wakeup.set()
+
+    async def _timer_loop(self) -> None:
+        # Shielded: a cancellation of the code around ``async with client`` must not stop
+        # the timers before ``__aexit__`` has hung up (``_stop_background`` ends it).
+        with anyio.CancelScope(shield=True) as scope:
+            self._background.append(scope)
+            while True:
+                self._timer_wakeup = anyio.Event()
+                self._timer_at = self._core.next_deadline()
+                deadline = math.inf if self._timer_at is None else self._timer_at
+                with anyio.CancelScope(deadline=deadline):
+                    await self._timer_wakeup.wait()
+                self._timer_at = None
+                events = self._core.handle_timer(now=anyio.current_time())
+                if events:
+                    self.dispatch(events)
+                await self.flush()
