@@ -172,8 +172,10 @@ class Session:
         self._exit_stack, self._tg = stack, tg
         try:
             await tg.start(self._supervise)
-            tg.start_soon(self._timer_loop)
-            tg.start_soon(self._writer_loop)
+            # The loops' shielded scopes exist (and are registered) before the tasks run,
+            # so a stop that comes before their first step still ends them.
+            tg.start_soon(self._timer_loop, self._background_scope())
+            tg.start_soon(self._writer_loop, self._background_scope())
         except BaseException as exc:
             self._closing = self._stopping = True
             self._stop_background()
@@ -203,6 +205,12 @@ class Session:
         with anyio.CancelScope() as scope:
             self._background.append(scope)
             await self._link.supervise(scope, task_status)
+
+    def _background_scope(self) -> anyio.CancelScope:
+        """A shielded scope for a background loop, ended only by ``_stop_background``."""
+        scope = anyio.CancelScope(shield=True)
+        self._background.append(scope)
+        return scope
 
     def _stop_background(self) -> None:
         for scope in self._background:
@@ -320,10 +328,9 @@ class Session:
         if not wanted.is_set():
             wanted.set()
 
-    async def _writer_loop(self) -> None:
+    async def _writer_loop(self, scope: anyio.CancelScope) -> None:
         """Flush on request: under load, many commands share one drain and one write."""
-        with anyio.CancelScope(shield=True) as scope:  # ended by _stop_background
-            self._background.append(scope)
+        with scope:
             while True:
                 await self._write_wanted.wait()
                 self._write_wanted = anyio.Event()
@@ -476,11 +483,10 @@ class Session:
         if deadline is not None and (self._timer_at is None or deadline < self._timer_at):
             self._timer_wakeup.set()
 
-    async def _timer_loop(self) -> None:
+    async def _timer_loop(self, scope: anyio.CancelScope) -> None:
         # Shielded: a cancellation of the code around ``async with client`` must not stop
         # the timers before ``__aexit__`` has hung up (``_stop_background`` ends it).
-        with anyio.CancelScope(shield=True) as scope:
-            self._background.append(scope)
+        with scope:
             while True:
                 self._timer_wakeup = anyio.Event()
                 self._timer_at = self._core.next_deadline()

@@ -12,7 +12,7 @@ import pytest
 from anyio_support import BOUND, ScriptedTransport
 from client_frames import PHONE_A, dial_params, event, ok, result, state_params
 
-from relay_anyio import PlayState, RelayClient
+from relay_anyio import ConfigurationError, PlayState, RelayClient
 
 pytestmark = pytest.mark.anyio
 
@@ -62,3 +62,32 @@ async def test_play_whose_final_event_shares_a_read_with_the_reply(final: str) -
                 assert action.done
                 assert await action.wait() is PlayState(final)
                 assert not call.ended
+
+
+async def test_leaving_before_the_background_loops_ran_still_stops_them() -> None:
+    """A client left without a single checkpoint after ``__aenter__`` (the invalid dial
+    raises before anything yields, the scripted close does not yield either): the timer
+    and writer loops have not run their first step yet and must still be stopped."""
+    peer = ScriptedTransport()
+    client = RelayClient(
+        project="p",
+        token="t",
+        url="ws://127.0.0.1:9",
+        transport_factory=peer.connect,
+        ping_interval=None,
+        silence_timeout=None,
+        hangup_on_exit=False,
+    )
+
+    async def serve() -> None:
+        connect = await peer.next_request()
+        body = {"identity": "id@example", "protocol": "signalwire_SIG_1", "authorization": {}}
+        peer.deliver(result(connect["id"], body))
+
+    with anyio.fail_after(BOUND):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(serve)
+            async with client:
+                with pytest.raises(ConfigurationError):
+                    await client.dial([[{"type": "phone", "params": {"to_number": "+1"}}]])
+        assert client.calls == []
