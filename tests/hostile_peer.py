@@ -38,6 +38,8 @@ from wsproto.events import (
     TextMessage,
 )
 
+from relay_anyio import RelayClient
+
 JSONObject = dict[str, Any]
 TOKEN = "s3cr3t-t0ken-value"
 
@@ -87,6 +89,10 @@ def event(event_type: str, params_json: str, event_id: str = "ev-1") -> str:
     )
 
 
+def ping(request_id: str = "srv-ping", params: str = "{}") -> str:
+    return f'{{"jsonrpc":"2.0","id":"{request_id}","method":"signalwire.ping","params":{params}}}'
+
+
 class Peer:
     """One accepted socket, seen from the server."""
 
@@ -100,6 +106,16 @@ class Peer:
 
     async def raw(self, data: bytes) -> None:
         await self.stream.send(data)
+
+    async def http_request(self) -> bytes:
+        """Read the client's HTTP upgrade request without answering it (bad handshakes)."""
+        data = b""
+        while b"\r\n\r\n" not in data:
+            try:
+                data += await self.stream.receive()
+            except (anyio.EndOfStream, anyio.BrokenResourceError) as exc:
+                raise PeerClosed from exc
+        return data
 
     async def accept(self) -> Request:
         while True:
@@ -173,9 +189,11 @@ class Peer:
 
     async def ping_client(self, request_id: str = "srv-ping", params: str = "{}") -> JSONObject:
         """Send ``signalwire.ping`` and wait for its reply: the client handled all before."""
-        await self.send(
-            f'{{"jsonrpc":"2.0","id":"{request_id}","method":"signalwire.ping","params":{params}}}'
-        )
+        await self.send(ping(request_id, params))
+        return await self.reply_to(request_id)
+
+    async def reply_to(self, request_id: str) -> JSONObject:
+        """Read (answering the client's requests) until the reply to ``request_id``."""
         while True:
             message = await self.recv()
             if message.get("id") == request_id and "method" not in message:
@@ -261,3 +279,19 @@ def certificate(folder: Path) -> tuple[Path, Path]:
         capture_output=True,
     )  # fmt: skip
     return cert, key
+
+
+def client_for(url: str, **options: Any) -> RelayClient:
+    """A ``RelayClient`` for a hostile server: one connect attempt, short clean-up."""
+    defaults: dict[str, Any] = {
+        "project": "p",
+        "token": TOKEN,
+        "connect_attempts": 1,
+        "auth_attempts": 1,
+        "connect_timeout": 2.0,
+        "backoff_initial": 0.01,
+        "backoff_max": 0.05,
+        "cleanup_timeout": 0.5,
+        "close_timeout": 0.5,
+    }
+    return RelayClient(url=url, **{**defaults, **options})
