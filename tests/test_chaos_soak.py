@@ -28,7 +28,7 @@ async def run(dials: int, concurrency: int) -> None:
     strict=False, reason="issue 8: 1. a 404 on a play control forgets a live call (leaks calls)"
 )
 async def test_short_soak() -> None:
-    await run(dials=300, concurrency=20)
+    await run(dials=250, concurrency=20)
 
 
 @pytest.mark.soak

@@ -277,7 +277,7 @@ async def test_slow_write_does_not_delay_dial_timeouts(monkeypatch: pytest.Monke
     scenario = {**FAST, "destinations": {A: {"outcome": "no_answer"}}}
     outcomes: dict[str, float] = {}
     async with serve_simulator(scenario=scenario) as sim:
-        client = client_of(sim.url, on_event=watch, write_timeout=5.0)
+        client = client_of(sim.url, on_event=watch, write_timeout=3.5)
         async with client, anyio.create_task_group() as tg:
 
             async def timed(name: str, limit: float) -> None:
