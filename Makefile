@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit fuzz bench clean interop bench-official
+.PHONY: demo test lint typecheck unit fuzz soak bench clean interop bench-official
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ test: lint typecheck unit
 
 fuzz: $(STAMP)
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest tests -k "hypothesis or fuzz or stateful or garbage or framing" -x
+
+# The long chaos soak (~1 minute per backend; `make test` runs a short one). Replay a run's
+# choices with RELAY_SOAK_SEED=<the seed it printed>.
+soak: $(STAMP)
+	$(BIN)/pytest tests/test_chaos_soak.py -m soak -s
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_core.py
