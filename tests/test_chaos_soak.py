@@ -24,9 +24,6 @@ async def run(dials: int, concurrency: int) -> None:
     assert problems == [], f"RELAY_SOAK_SEED={seed}: {report}"
 
 
-@pytest.mark.xfail(
-    strict=False, reason="issue 8: 1. a 404 on a play control forgets a live call (leaks calls)"
-)
 async def test_short_soak() -> None:
     await run(dials=250, concurrency=20)
 

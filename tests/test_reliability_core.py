@@ -82,9 +82,6 @@ def test_deep_json_elsewhere_is_carried_or_refused(place: str) -> None:
     assert core.protocol == "signalwire_core"
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 8: 3. a queued, unsent ping crashes a restored reconnect"
-)
 def test_unsent_ping_then_restored_reconnect() -> None:
     core = new_core(ping_interval=5.0)
     core.handle_timer(now=5.0)  # the core's own ping is queued ...

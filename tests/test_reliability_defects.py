@@ -116,7 +116,6 @@ async def dial(client: RelayClient, to: str = A, **options: Any) -> Call:
 # ------------------------------------------------------------------ item 1
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8: 1. a 404 on a play control forgets a live call")
 async def test_play_control_404_does_not_forget_the_call() -> None:
     async with serve_simulator(scenario=FAST) as sim:
         async with client_of(sim.url) as client:
