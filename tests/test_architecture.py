@@ -127,9 +127,9 @@ def _violations(module: str) -> Iterator[str]:
     for target, name, line in _imports(module):
         where = f"{MODULES[module].relative_to(ROOT)}:{line}"
         top = target.split(".")[0]
-        if module.startswith("relay_proto") and top not in PACKAGES[:1]:
-            if top != "__future__" and top not in sys.stdlib_module_names:
-                yield f"{where}: relay_proto imports {target}, outside the standard library"
+        outside = top not in ("relay_proto", "__future__") and top not in sys.stdlib_module_names
+        if module.startswith("relay_proto") and outside:
+            yield f"{where}: relay_proto imports {target}, outside the standard library"
         if name is not None and _is_private(name):
             yield f"{where}: imports the private name {name} from {target}"
         if top in PACKAGES:
