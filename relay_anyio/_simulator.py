@@ -88,6 +88,13 @@ class SimulatorServer:
         for ws in list(self._sockets.values()):
             await ws.abort()
 
+    async def serve(self, listener: anyio.abc.Listener[anyio.abc.ByteStream]) -> None:
+        """Serve every connection of ``listener`` and run the simulator's clock, until
+        cancelled (``serve_simulator`` does this for its block)."""
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(listener.serve, self._serve_socket)
+            tg.start_soon(self._timer_loop)
+
     # ------------------------------------------------------------------ internals
 
     async def _after_input(self) -> None:
@@ -186,8 +193,7 @@ async def serve_simulator(
     server = SimulatorServer(simulator, host, int(sockname[1]))
     body_error: Exception | None = None
     async with listener, anyio.create_task_group() as tg:
-        tg.start_soon(listener.serve, server._serve_socket)
-        tg.start_soon(server._timer_loop)
+        tg.start_soon(server.serve, listener)
         try:
             yield server
         except Exception as exc:

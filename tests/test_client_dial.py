@@ -641,8 +641,8 @@ def test_max_duration_hangup_answered_404_loses_the_call() -> None:
 
 
 def test_stale_timers_are_compacted_away() -> None:
-    # Each answered dial leaves its 120 s deadline in the timer heap; once the tombstones
-    # are gone those entries are stale, and the heap must not grow with them.
+    # Each answered dial cancels its 120 s deadline; once the tombstones are gone nothing
+    # is left to fire (the heap's own compaction is tested with TimerQueue).
     c = ready(tombstone_grace=0.01)
     for index in range(200):
         call_id = f"CALL-{index}"
@@ -651,5 +651,4 @@ def test_stale_timers_are_compacted_away() -> None:
         c.tick(c.now + 0.02)  # the tombstone expires; the deadline is far away
         c.sent()
     assert c.core.live_call_ids == frozenset()
-    assert len(c.core._tracker._timers) <= 64 + 8
     assert c.core.next_deadline() is None  # every one of them was stale
