@@ -116,7 +116,6 @@ async def test_fragments_over_the_limit_are_refused() -> None:
         await alive(client)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8: 4. fragment flood memory amplification")
 async def test_fragment_flood_memory_is_bounded() -> None:
     limit = 128 << 10
     text = event("x.flood", json.dumps({"pad": "x" * (limit - 400)}))
