@@ -184,7 +184,7 @@ async def connect_websocket(
         try:
             upgraded = await client_upgrade(url, ssl_context)
         except Exception as exc:
-            _raise_translated(exc, f"connecting to {url}")
+            _raise_translated(exc, f"connecting to {url}", host=url.host)
             raise
     if upgraded is None:  # the deadline passed (the upgrade closed the stream)
         raise ConnectionLostError(f"timed out connecting to {url} after {connect_timeout:g}s")
@@ -228,8 +228,10 @@ def _open(upgraded: Upgraded, framer: Framer, write_timeout: float, description:
     )
 
 
-def _raise_translated(exc: BaseException, context: str) -> None:
+def _raise_translated(exc: BaseException, context: str, *, host: str | None = None) -> None:
     """Raise the project's error for a failed handshake's ``exc``; return if there is none."""
-    err = translate_error(exc, context, established=False) if isinstance(exc, Exception) else None
+    if not isinstance(exc, Exception):
+        return
+    err = translate_error(exc, context, established=False, host=host)
     if err is not None and err is not exc:
         raise err from (err.__cause__ or exc)
