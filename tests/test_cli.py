@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from relay_anyio import _cli
+from relay_anyio import RelayClient, _cli
 from relay_anyio._cli import EXIT_AUTH, EXIT_CONNECTION, EXIT_OK, EXIT_USAGE, main
 
 ROOT = Path(__file__).absolute().parent.parent
@@ -216,7 +216,7 @@ def test_an_unresolvable_space_is_named_in_one_line(
 ) -> None:
     """Not ``Unknown error -2``: the line says the host could not be resolved, and which."""
     monkeypatch.setenv("SIGNALWIRE_PROJECT_ID", "cli-project")
-    monkeypatch.setattr(_cli, "RelayClient", partial(_cli.RelayClient, connect_attempts=1))
+    monkeypatch.setattr(_cli, "RelayClient", partial(RelayClient, connect_attempts=1))
     host = "no-such-space.invalid"
     code, _, err = run(["dial", "--from", FROM, "--to", TO, "--host", host], capsys)
     assert code == EXIT_CONNECTION
