@@ -22,6 +22,7 @@ from ._errors import ConfigurationError
 from ._handshake import connect_websocket
 from ._link import TransportFactory
 from ._options import FlatOptions, Limits, Reconnect, Timeouts, resolve
+from ._redact import Redactor
 from ._session import Session
 from ._url import ParsedURL, build_url
 
@@ -87,7 +88,7 @@ class RelayClient:
         except LocalProtocolError as exc:
             raise ConfigurationError(str(exc)) from None
         if transport_factory is None:
-            transport_factory = _websocket_factory(parsed_url, ssl_context, timeouts, limits)
+            transport_factory = _websocket_factory(parsed_url, ssl_context, timeouts, limits, core)
         self._url, self._core = parsed_url, core
         self._session = Session(
             core,
@@ -188,7 +189,11 @@ class RelayClient:
 
 
 def _websocket_factory(
-    url: ParsedURL, ssl_context: ssl.SSLContext | None, timeouts: Timeouts, limits: Limits
+    url: ParsedURL,
+    ssl_context: ssl.SSLContext | None,
+    timeouts: Timeouts,
+    limits: Limits,
+    core: ClientConnection,
 ) -> TransportFactory:
     """Open a WebSocket to ``url`` per connection attempt."""
     return functools.partial(
@@ -198,4 +203,5 @@ def _websocket_factory(
         connect_timeout=timeouts.connect,
         max_message_size=limits.max_message_size,
         write_timeout=timeouts.write,
+        redactor=Redactor(lambda: core.secrets),
     )

@@ -15,6 +15,10 @@ Invariants (the reasons behind the code below):
   is complete, so a bad or oversized frame fails before its payload is waited for.
 * Every message is checked against ``max_message_size`` (UTF-8 bytes, counted across
   fragments) from the frame headers alone: an oversized message is never buffered.
+* A fragmented message accumulates in ONE ``bytearray`` (each fragment is appended in place
+  and not kept as an object), so what a message in progress holds is its payload bytes: at
+  most ``max_message_size`` however many frames it came in (a flood of one-byte frames used
+  to cost ~50 bytes of objects per byte on the wire).
 * Text is decoded strictly when its message completes (a code point split across fragments
   is fine; invalid UTF-8 anywhere is 1007).
 * ``events`` returns everything complete, in wire order, with state already updated. After
@@ -170,9 +174,8 @@ class FrameCodec:
         "_buf",
         "_client",
         "_done",
+        "_frag_buf",
         "_frag_opcode",
-        "_frag_parts",
-        "_frag_size",
         "_key_index",
         "_key_ints",
         "_keys",
@@ -187,8 +190,9 @@ class FrameCodec:
         self._pos = 0
         self._done = False
         self._frag_opcode = 0  # the opcode of the fragmented message in progress, or 0
-        self._frag_parts: list[bytes | bytearray] = []
-        self._frag_size = 0
+        #: The fragmented message so far, in ONE buffer: its memory is its payload bytes
+        #: (at most ``max_message_size``), however many frames it came in.
+        self._frag_buf = bytearray()
         self._keys = b""
         self._key_ints: tuple[int, ...] = ()
         self._key_index = _KEYS_PER_POOL  # refilled on first use
@@ -237,7 +241,7 @@ class FrameCodec:
         self._done = True
         self._buf = b""
         self._pos = 0
-        self._frag_parts = []
+        self._frag_buf = bytearray()
 
     def _parse(self, out: list[FrameEvent]) -> None:
         buf = self._buf
@@ -315,7 +319,7 @@ class FrameCodec:
                 raise _Failed(PROTOCOL_ERROR, "frame length not minimally encoded")
             if size >> 63:
                 raise _Failed(PROTOCOL_ERROR, "frame length with the top bit set")
-        if opcode < _CLOSE and self._frag_size + size > self._max_size:
+        if opcode < _CLOSE and len(self._frag_buf) + size > self._max_size:
             raise _Failed(MESSAGE_TOO_BIG, "message too big")
         if masked:
             start += 4
@@ -347,27 +351,29 @@ class FrameCodec:
         append: Callable[[FrameEvent], None],
     ) -> bool:
         """Deliver one whole, validated frame; True if it was the close frame (the end)."""
+        opcode = b0 & 0x0F
+        if opcode == _CONTINUATION:
+            # Appended in place (a view, not a slice): no object per fragment.
+            if masked:
+                self._frag_buf += mask(buf[start:end], bytes(buf[start - 4 : start]))
+            else:
+                self._frag_buf += memoryview(buf)[start:end]
+            if b0 & _FIN:
+                whole = self._frag_buf
+                message_opcode = self._frag_opcode
+                self._frag_opcode = 0
+                self._frag_buf = bytearray()
+                append(_complete(message_opcode, whole))
+            return False
         payload = buf[start:end]
         if masked:
             payload = mask(payload, bytes(buf[start - 4 : start]))
-        opcode = b0 & 0x0F
-        if opcode == _CONTINUATION:
-            self._frag_parts.append(payload)
-            self._frag_size += end - start
-            if b0 & _FIN:
-                whole = b"".join(self._frag_parts)
-                message_opcode = self._frag_opcode
-                self._frag_opcode = 0
-                self._frag_parts = []
-                self._frag_size = 0
-                append(_complete(message_opcode, whole))
-        elif opcode < _CLOSE:  # text or binary
+        if opcode < _CLOSE:  # text or binary
             if b0 & _FIN:
                 append(_complete(opcode, payload))
             else:
                 self._frag_opcode = opcode
-                self._frag_parts = [payload]
-                self._frag_size = end - start
+                self._frag_buf = bytearray(payload)
         elif opcode == _PING:
             append(Ping(payload=bytes(payload)))
         elif opcode == _PONG:

@@ -39,6 +39,7 @@ from wsproto.events import AcceptConnection, RejectConnection, Request
 
 from ._errors import ConfigurationError, ConnectionLostError
 from ._frames import DEFAULT_MAX_MESSAGE_SIZE
+from ._redact import Redactor
 from ._translate import translate_error
 from ._url import ParsedURL
 from ._websocket import Framer, WebSocket
@@ -166,6 +167,7 @@ async def connect_websocket(
     connect_timeout: float = 10.0,
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     write_timeout: float = DEFAULT_WRITE_TIMEOUT,
+    redactor: Redactor | None = None,
 ) -> WebSocket:
     """Open a TCP (``ws``) or TLS (``wss``) connection and do the client handshake.
 
@@ -173,6 +175,7 @@ async def connect_websocket(
     unless ``ssl_context`` is given). The whole of it is bounded by ``connect_timeout``.
     Raises ``ConnectionLostError`` (refused, DNS, TLS, timeout, HTTP status other than 101,
     bad handshake) and ``ConfigurationError`` (``ssl_context`` with ``ws://``, bad size).
+    ``redactor`` masks the client's secrets in the frames it logs and the peer's close reason.
     """
     framer = Framer(client=True, max_message_size=max_message_size)  # checks the size
     if ssl_context is not None and not url.secure:
@@ -184,11 +187,11 @@ async def connect_websocket(
         try:
             upgraded = await client_upgrade(url, ssl_context)
         except Exception as exc:
-            _raise_translated(exc, f"connecting to {url}")
+            _raise_translated(exc, f"connecting to {url}", host=url.host)
             raise
     if upgraded is None:  # the deadline passed (the upgrade closed the stream)
         raise ConnectionLostError(f"timed out connecting to {url} after {connect_timeout:g}s")
-    return _open(upgraded, framer, write_timeout, str(url))
+    return _open(upgraded, framer, write_timeout, str(url), redactor)
 
 
 async def accept_websocket(
@@ -218,18 +221,27 @@ async def accept_websocket(
     return _open(upgraded, framer, write_timeout, description)
 
 
-def _open(upgraded: Upgraded, framer: Framer, write_timeout: float, description: str) -> WebSocket:
+def _open(
+    upgraded: Upgraded,
+    framer: Framer,
+    write_timeout: float,
+    description: str,
+    redactor: Redactor | None = None,
+) -> WebSocket:
     return WebSocket(
         upgraded.stream,
         framer,
         write_timeout=write_timeout,
         description=description,
         received=upgraded.received,
+        redactor=redactor,
     )
 
 
-def _raise_translated(exc: BaseException, context: str) -> None:
+def _raise_translated(exc: BaseException, context: str, *, host: str | None = None) -> None:
     """Raise the project's error for a failed handshake's ``exc``; return if there is none."""
-    err = translate_error(exc, context, established=False) if isinstance(exc, Exception) else None
+    if not isinstance(exc, Exception):
+        return
+    err = translate_error(exc, context, established=False, host=host)
     if err is not None and err is not exc:
         raise err from (err.__cause__ or exc)

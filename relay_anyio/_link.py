@@ -35,6 +35,7 @@ from relay_proto import (
 
 from ._errors import AuthenticationError, ConnectionLostError, ProtocolViolationError, RelayError
 from ._options import Reconnect, Timeouts
+from ._redact import Redactor
 
 __all__ = ["AUTHENTICATION_FAILED", "Link", "LinkOwner", "Transport", "TransportFactory"]
 
@@ -115,6 +116,8 @@ class Link:
         reconnect: Reconnect,
     ) -> None:
         self._owner = owner
+        #: Server text that can become an error or a log line passes through this first.
+        self._redactor = Redactor(lambda: owner.core.secrets)
         self._connect = connect
         self._name = name
         self._connect_timeout = timeouts.connect
@@ -241,6 +244,7 @@ class Link:
     ) -> None:
         owner = self._owner
         core = owner.core
+        redact_events = self._redactor.events
         while True:
             try:
                 texts = await ws.receive_texts()
@@ -250,9 +254,9 @@ class Link:
             now = anyio.current_time()
             for text in texts:
                 try:
-                    events = core.receive(text, now=now)
+                    events = redact_events(core.receive(text, now=now))
                 except RemoteProtocolError as exc:
-                    logger.warning("server broke the protocol: %s", exc)
+                    logger.warning("server broke the protocol: %s", self._redactor.text(str(exc)))
                     continue
                 for event in events:
                     if isinstance(event, Connected):

@@ -38,7 +38,6 @@ from __future__ import annotations
 import contextlib
 import enum
 import logging
-import re
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import cast
@@ -58,28 +57,15 @@ from ._frames import (
     FramingError,
     Ping,
 )
+from ._redact import Redactor
 from ._translate import translate_error
 
-__all__ = ["CloseState", "Framer", "WebSocket", "redact"]
+__all__ = ["CloseState", "Framer", "WebSocket"]
 
 _log = logging.getLogger("relay_anyio.transport")
 
 #: Bytes asked of the stream per read; every complete message in them is buffered at once.
 READ_SIZE = 65536
-
-# ----------------------------------------------------------------------------- logging
-
-_SECRETS = re.compile(
-    r'("(?:token|jwt_token|password|authorization_state|signature)"\s*:\s*)"(?:[^"\\]|\\.)*"'
-)
-_LOG_LIMIT = 4000
-
-
-def redact(text: str) -> str:
-    """A wire frame fit for a log: secret fields masked, long frames cut."""
-    text = _SECRETS.sub(r'\1"***"', text)
-    return text if len(text) <= _LOG_LIMIT else f"{text[:_LOG_LIMIT]}... ({len(text)} chars)"
-
 
 # ------------------------------------------------------------------------ close states
 
@@ -170,8 +156,11 @@ class WebSocket:
         write_timeout: float,
         description: str,
         received: bytes = b"",
+        redactor: Redactor | None = None,
     ) -> None:
-        """``received``: bytes that followed the handshake in its last read (frames)."""
+        """``received``: bytes that followed the handshake in its last read (frames);
+        ``redactor`` masks secrets in logged frames and in the peer's close reason."""
+        self._redactor = redactor or Redactor()
         self._stream = stream
         self._framer = framer
         self._write_timeout = write_timeout
@@ -232,7 +221,7 @@ class WebSocket:
             if _log.isEnabledFor(logging.DEBUG):
                 texts = list(texts)
                 for text in texts:
-                    _log.debug("%s > %s", self._description, redact(text))
+                    _log.debug("%s > %s", self._description, self._redactor.frame(text))
             await self._write_locked(self._framer.encode_texts(texts), raise_error=True)
 
     async def _send_control(self, produce: Callable[[], bytes]) -> None:
@@ -386,11 +375,11 @@ class WebSocket:
     def _log_received(self, before: int) -> None:
         for index in range(before, len(self._ready)):
             item = self._ready[index]
-            shown = redact(item) if isinstance(item, str) else f"<{item}>"
+            shown = self._redactor.frame(item) if isinstance(item, str) else f"<{item}>"
             _log.debug("%s < %s", self._description, shown)
 
     async def _handle_close(self, close: Close) -> None:
-        reason = f": {close.reason}" if close.reason else ""
+        reason = f": {self._redactor.text(close.reason)}" if close.reason else ""
         if self._framer.state is CloseState.REMOTE_CLOSING:
             await self._send_control(lambda: self._framer.encode_close_reply(close))
             lost = ConnectionLostError(

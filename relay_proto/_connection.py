@@ -39,12 +39,7 @@ from . import _commands as commands
 from . import _validate as validate
 from . import _wire as wire
 from ._errors import LocalProtocolError, RemoteProtocolError
-from ._events import (
-    CallInfo,
-    Event,
-    MaxDurationReached,
-    SessionState,
-)
+from ._events import CallInfo, Event, MaxDurationReached, SessionState
 from ._ids import counter_ids, uuid4
 from ._liveness import Liveness
 from ._records import EndLeg, Intent, TrackedCall
@@ -118,6 +113,11 @@ class ClientConnection:
     @property
     def identity(self) -> str | None:
         return self._session.identity
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Secret values held now (token or JWT, authorization_state): mask them in output."""
+        return self._session.secrets
 
     @property
     def pending_dials(self) -> frozenset[str]:

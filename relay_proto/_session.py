@@ -42,6 +42,12 @@ class Session:
         #: Whether a session was established (a first one has nothing to reset).
         self._had_session = False
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The secret values held now: the token or JWT, and the authorization blob."""
+        held = tuple(value for key, value in self._auth.items() if key != "project")
+        return (*held, self._authorization_state) if self._authorization_state else held
+
     def move(self, event: SessionInput) -> None:
         self.state = next_session_state(self.state, event)
 

@@ -17,12 +17,14 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from functools import partial
 from io import StringIO
 from pathlib import Path
 
 import pytest
 
-from relay_anyio._cli import EXIT_AUTH, EXIT_OK, EXIT_USAGE, main
+from relay_anyio import RelayClient, _cli
+from relay_anyio._cli import EXIT_AUTH, EXIT_CONNECTION, EXIT_OK, EXIT_USAGE, main
 
 ROOT = Path(__file__).absolute().parent.parent
 MARKER = "CLI-SECRET-MARKER-5678"
@@ -206,3 +208,18 @@ def test_wrong_token_exits_4_without_printing_it(
     assert code == EXIT_AUTH
     assert "authentication failed" in err
     assert "-wrong" not in err
+
+
+@pytest.mark.usefixtures("env")
+def test_an_unresolvable_space_is_named_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not ``Unknown error -2``: the line says the host could not be resolved, and which."""
+    monkeypatch.setenv("SIGNALWIRE_PROJECT_ID", "cli-project")
+    monkeypatch.setattr(_cli, "RelayClient", partial(RelayClient, connect_attempts=1))
+    host = "no-such-space.invalid"
+    code, _, err = run(["dial", "--from", FROM, "--to", TO, "--host", host], capsys)
+    assert code == EXIT_CONNECTION
+    [line] = err.splitlines()
+    assert f"could not resolve host '{host}'" in line
+    assert "Unknown error" not in line

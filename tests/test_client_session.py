@@ -160,6 +160,14 @@ def test_authorization_state_is_sent_on_reconnect_and_never_shown() -> None:
     ]
 
 
+def test_secrets_lists_the_credential_and_the_blob_for_masking() -> None:
+    c = Client()
+    assert c.core.secrets == ("PT-secret",)  # the project is not a secret
+    c = _resumable()
+    assert c.core.secrets == ("PT-secret", "BLOB-1")
+    assert Client(jwt_token="JWT-xyz", project=None, token=None).core.secrets == ("JWT-xyz",)
+
+
 def test_resume_without_a_blob_sends_only_the_protocol() -> None:
     c = Client()
     c.connect(protocol="proto-1")

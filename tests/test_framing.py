@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import struct
+import tracemalloc
 from collections.abc import Iterable
 
 import pytest
@@ -365,6 +366,27 @@ def test_message_at_the_size_limit_is_accepted() -> None:
     codec = FrameCodec(client=True, max_message_size=10)
     codec.feed(frame(0x81, b"x" * 10) + frame(0x01, b"y" * 5) + frame(0x80, b"z" * 5))
     assert codec.events() == ["x" * 10, "y" * 5 + "z" * 5]
+
+
+@pytest.mark.parametrize("client", [True, False])
+def test_a_fragment_flood_costs_its_payload_not_an_object_per_frame(client: bool) -> None:
+    """One byte per frame: the message is held in one buffer, so the memory of a message in
+    progress is its payload bytes (at most ``max_message_size``), not ~50 bytes per frame."""
+    size = 20_000
+    make = frame if client else from_client
+    wire = make(0x01, b"[") + b"".join(make(0x00, b" ") for _ in range(size - 2))
+    codec = FrameCodec(client=client, max_message_size=size)
+    tracemalloc.start()
+    try:
+        for cut in range(0, len(wire), 4096):  # as the socket would deliver it
+            codec.feed(wire[cut : cut + 4096])
+            assert codec.events() == []
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert held < 4 * size + 8192  # the buffered message plus one unread chunk
+    codec.feed(make(0x80, b"]"))
+    assert codec.events() == ["[" + " " * (size - 2) + "]"]
 
 
 def test_oversize_fails_before_the_payload_arrives() -> None:

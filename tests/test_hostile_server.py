@@ -116,7 +116,6 @@ async def test_fragments_over_the_limit_are_refused() -> None:
         await alive(client)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8: 4. fragment flood memory amplification")
 async def test_fragment_flood_memory_is_bounded() -> None:
     limit = 128 << 10
     text = event("x.flood", json.dumps({"pad": "x" * (limit - 400)}))
@@ -332,7 +331,6 @@ def leaks(error: BaseException, caplog: pytest.LogCaptureFixture) -> list[str]:
     return [where for where, text in places.items() if TOKEN in text]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8: 5. a token echoed by the server leaks")
 async def test_token_echoed_in_an_auth_refusal_does_not_leak(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -351,7 +349,6 @@ async def test_token_echoed_in_an_auth_refusal_does_not_leak(
     assert leaks(caught.value, caplog) == []
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8: 5. a token echoed by the server leaks")
 async def test_token_echoed_in_a_request_error_does_not_leak(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -327,7 +327,6 @@ async def test_on_call_handlers_are_bounded() -> None:
 # ------------------------------------------------------------------ messages
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8: an unresolvable host reads 'Unknown error -2'")
 async def test_unresolvable_host_is_named() -> None:
     client = RelayClient(
         project="p",

@@ -54,9 +54,10 @@ from relay_anyio._errors import (
     request_error,
 )
 from relay_anyio._handshake import feed_head
+from relay_anyio._redact import Redactor
 from relay_anyio._translate import translate_error
 from relay_anyio._url import ParsedURL, build_url
-from relay_anyio._websocket import Framer, redact
+from relay_anyio._websocket import Framer
 from relay_proto import CallState, Leg
 
 pytestmark = pytest.mark.anyio
@@ -113,7 +114,11 @@ class FakeStream(anyio.abc.ByteStream):
 
 
 def fake_pair(
-    stream: FakeStream, *, max_message_size: int = 1000, write_timeout: float = 5.0
+    stream: FakeStream,
+    *,
+    max_message_size: int = 1000,
+    write_timeout: float = 5.0,
+    redactor: Redactor | None = None,
 ) -> tuple[WebSocket, WSConnection]:
     """A client ``WebSocket`` on ``stream`` and the wsproto server that shook hands with it."""
     client = WSConnection(ConnectionType.CLIENT)
@@ -128,6 +133,7 @@ def fake_pair(
         framer,
         write_timeout=write_timeout,
         description="test",
+        redactor=redactor,
     )
     return ws, server
 
@@ -993,7 +999,7 @@ async def test_debug_logging_redacts_secrets(caplog: pytest.LogCaptureFixture) -
 
 
 def test_redact_cuts_long_frames() -> None:
-    text = redact('{"signature":"s\\"x","n":"' + "a" * 10000 + '"}')
+    text = Redactor().frame('{"signature":"s\\"x","n":"' + "a" * 10000 + '"}')
     assert text.startswith('{"signature":"***","n":')
     assert text.endswith("chars)")
     assert len(text) < 4100
@@ -1163,3 +1169,53 @@ def test_invalid_host_errors_never_quote_the_input(host: str) -> None:
     with pytest.raises(ConfigurationError) as info:
         build_url(host=host)
     assert "PT-secret" not in str(info.value)
+
+
+ECHOED = "PT-echoed-secret"
+
+
+def test_redactor_masks_secret_values_wherever_they_occur() -> None:
+    held = [ECHOED]
+    redactor = Redactor(lambda: held)
+    assert redactor.text(f"bad token {ECHOED}, again:{ECHOED}") == "bad token ***, again:***"
+    held.append("blob-from-the-server")  # read at each use: a later authorization_state
+    assert redactor.text("x blob-from-the-server") == "x ***"
+    frame = redactor.frame(f'{{"error":{{"message":"no {ECHOED}"}}}}')
+    assert ECHOED not in frame
+    assert "***" in frame
+
+
+def test_redactor_masks_data_to_any_depth_and_keeps_its_shape() -> None:
+    redactor = Redactor(lambda: [ECHOED])
+    data = {"a": [1, None, f"t={ECHOED}", {ECHOED: True}], "b": 2.5}
+    assert redactor.value(data) == {"a": [1, None, "t=***", {"***": True}], "b": 2.5}
+    assert list(redactor.value({"z": 1, "y": 2, "x": 3})) == ["z", "y", "x"]
+    deep: list[object] = [ECHOED]
+    for _ in range(100_000):
+        deep = [deep]
+    masked = redactor.value(deep)
+    for _ in range(100_000):
+        masked = masked[0]
+    assert masked == ["***"]
+    assert Redactor().value(data) is data  # no secrets: nothing to copy
+
+
+def test_redactor_leaves_values_too_short_to_be_credentials() -> None:
+    assert Redactor(lambda: ["t", "abc"]).text("the abc test") == "the abc test"
+
+
+async def test_an_echoed_secret_is_masked_in_frame_logs_and_close_reasons(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="relay_anyio.transport")
+    with anyio.fail_after(TIMEOUT):
+        stream = FakeStream()
+        ws, peer = fake_pair(stream, redactor=Redactor(lambda: [ECHOED]))
+        stream.feed(encode(peer, TextMessage(data=f'{{"error":{{"message":"{ECHOED}"}}}}')))
+        await ws.receive_text()
+        stream.feed(encode(peer, CloseConnection(code=4000, reason=f"bye {ECHOED}")))
+        with pytest.raises(ConnectionLostError) as caught:
+            await ws.receive_text()
+    assert ECHOED not in str(caught.value)
+    assert "bye ***" in str(caught.value)
+    assert ECHOED not in caplog.text
