@@ -18,12 +18,15 @@ from hostile_peer import BOUND, Peer, event, hostile_server
 
 from relay_anyio import (
     Call,
+    ConfigurationError,
     ConnectionLostError,
     DialTimeoutError,
+    Limits,
     RelayClient,
     RelayError,
     RequestTimeoutError,
     SimulatorServer,
+    Timeouts,
     serve_simulator,
 )
 from relay_proto import CallState, CallStateChanged, DisconnectRequested, Event, PlayStateChanged
@@ -35,6 +38,7 @@ FAST: dict[str, Any] = {
     "min_play_seconds": 0.05,
     "play_seconds_per_char": 0.002,
 }
+JSONObject = dict[str, Any]
 A, B = "+15550000001", "+15550000002"
 SILENCE = [{"type": "silence", "params": {"duration": 60}}]
 
@@ -234,6 +238,45 @@ async def test_unanswered_request_is_bounded() -> None:
         assert client.connections == 1  # the socket was not torn down
         with anyio.fail_after(BOUND):
             await client.ping()
+
+
+async def test_a_play_that_times_out_is_stopped() -> None:
+    pair: list[JSONObject] = []
+
+    async def script(peer: Peer) -> None:
+        await peer.session()
+        await peer.send(inbound("in-1"))
+        pair.append(await peer.request("calling.play"))  # never answered
+        pair.append(await peer.request("calling.play.stop"))
+        await peer.serve()
+
+    async with (
+        hostile_server(script) as server,
+        client_of(server.url, contexts=["office"], request_timeout=0.5) as client,
+    ):
+        with anyio.fail_after(BOUND):
+            call = await anext(aiter(client.inbound_calls()))
+            with pytest.raises(RequestTimeoutError):
+                await call.play(SILENCE)
+            while len(pair) < 2:
+                await client.ping()
+    play, stop = pair
+    assert stop["params"]["control_id"] == play["params"]["control_id"]
+
+
+def test_request_timeout_and_max_handlers_are_options() -> None:
+    for bad in ({"request_timeout": 0}, {"max_handlers": 0}, {"max_handlers": 1.5}):
+        with pytest.raises(ConfigurationError):
+            client_of("ws://127.0.0.1:1", **bad)
+    assert Timeouts().request == 30.0
+    assert Limits().max_handlers == 64
+    RelayClient(
+        project="p",
+        token="t",
+        url="ws://127.0.0.1:1",
+        timeouts=Timeouts(request=2.0),
+        limits=Limits(max_handlers=1),
+    )
 
 
 # ------------------------------------------------------------------ cancellation
