@@ -18,8 +18,8 @@ Invariants:
   is changed only in ``_apply``, one exhaustive ``match`` over the core's events: a call
   enters on ``DialAnswered`` / ``InboundCall`` and leaves on its ``ENDED`` state or
   ``CallLost``, so its keys follow the core's live calls. A ``Call`` abandoned by a
-  cancelled dial is finished at once (user code never holds it) and leaves the registry
-  when the core reports its end.
+  cancelled dial, or a refused inbound one, is finished at once (user code never holds
+  it) and leaves the registry when the core reports its end.
 * Core state is updated synchronously before any ``await``; the core's outbox is drained
   inside the socket's write lock, so wire order is state order. One write per drain.
   The read loop flushes inline after each batch it reads (acks first, and reading slows
