@@ -18,6 +18,7 @@ from ._errors import (
     ProtocolViolationError,
     RelayError,
     RequestError,
+    RequestTimeoutError,
 )
 from ._handshake import accept_websocket, connect_websocket
 from ._link import Transport, TransportFactory
@@ -42,6 +43,7 @@ __all__ = [
     "RelayClient",
     "RelayError",
     "RequestError",
+    "RequestTimeoutError",
     "SimulatorServer",
     "Timeouts",
     "Transport",

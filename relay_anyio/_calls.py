@@ -7,6 +7,7 @@ methods, which the session calls from its event dispatch (user code has no reaso
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -14,15 +15,25 @@ import anyio
 
 from relay_proto import CallInfo, CallState, ClientConnection, PlayState
 
-from ._errors import CallGoneError, RelayError
+from ._errors import CallGoneError, RelayError, RequestError
 
 __all__ = ["Call", "CallSession", "PlayAction"]
 
 JSONObject = dict[str, Any]
 
+logger = logging.getLogger("relay_anyio")
+
 
 class CallSession(Protocol):
-    """What a ``Call`` needs of the session that owns it: one way to run a command."""
+    """What a ``Call`` needs of the session that owns it: a way to run a command, a way
+    to send one nobody waits for, and the bound of a wait for the server."""
+
+    @property
+    def request_timeout(self) -> float: ...
+
+    def send(self, start: Callable[[ClientConnection], str]) -> None:
+        """Queue ``start(core)``'s request and write it; its reply is dropped."""
+        ...
 
     async def command(
         self, start: Callable[[ClientConnection], str], call: Call | None = None
@@ -186,7 +197,9 @@ class Call:
         """Start playing ``media``; returns once the server accepted the play.
 
         Media may be nested (``{"type": "tts", "params": {"text": "Hi"}}``) or flat
-        (``{"type": "tts", "text": "Hi"}``).
+        (``{"type": "tts", "text": "Hi"}``). If this is cancelled, times out or loses its
+        reply with the socket after the request was made, ``calling.play.stop`` is queued
+        for it at once, so no play is left running without a handle.
         """
         created: list[PlayAction] = []
 
@@ -201,20 +214,40 @@ class Call:
 
         try:
             await self.session.command(start, call=self)
-        except BaseException:
+        except BaseException as exc:
             if created:
-                self._actions.pop(created[0].control_id, None)
+                control_id = created[0].control_id
+                self._actions.pop(control_id, None)
+                refused = isinstance(exc, RequestError) and not isinstance(exc, TimeoutError)
+                if not refused and not self.ended:  # it may play: stop it (404: it is gone)
+                    self.session.send(
+                        lambda core: core.play_control(self.call_id, control_id, "stop")
+                    )
             raise
         # The same object the dispatch updates: if the final play event (or the call's
         # end) arrived in the same read as the reply, it is already done.
         return created[0]
 
     async def hangup(self, reason: str = "hangup") -> None:
-        """End the call and wait for it to be ended. Does nothing if it already has."""
+        """End the call and wait for it to be ended. Does nothing if it already has.
+
+        Waits up to ``request_timeout`` for the reply, then as long again for the call's
+        ``ended``; if that does not come, the call is reported ended by the client
+        (``state`` ENDED, ``end_reason`` = ``reason``) and a warning is logged.
+        """
         if self.ended:
             return
         await self.session.command(lambda core: core.end(self.call_id, reason), call=self)
-        await self._ended.wait()
+        timeout = self.session.request_timeout
+        with anyio.move_on_after(timeout):
+            await self._ended.wait()
+        if not self.ended:
+            logger.warning(
+                "call %s: not ended %g s after its hang-up was accepted; reporting it ended",
+                self.call_id,
+                timeout,
+            )
+            self.apply_state(CallState.ENDED, reason)
 
     async def answer(self) -> None:
         """Answer an inbound call."""

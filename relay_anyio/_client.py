@@ -124,8 +124,12 @@ class RelayClient:
     # ------------------------------------------------------------------ calls
 
     def on_call(self, handler: Callable[[Call], Awaitable[None]]) -> None:
-        """Run ``handler(call)`` in the client's task group for every inbound call."""
-        self._session.on_call = handler
+        """Run ``handler(call)`` in the client's task group for every inbound call.
+
+        At most ``max_handlers`` handlers run at once; a call arriving while that many
+        run is refused (ended with ``busy``) and a warning is logged.
+        """
+        self._session.inbound.handler = handler
 
     def inbound_calls(self) -> AsyncIterator[Call]:
         """Iterate over inbound calls (when no ``on_call`` handler is set).
@@ -166,7 +170,12 @@ class RelayClient:
         )
 
     async def execute(self, method: str, params: JSONObject | None = None) -> JSONObject:
-        """Send any request (not tied to a call); return its result object."""
+        """Send any request (not tied to a call); return its result object.
+
+        Raises ``RequestError`` if the server refused it, ``RequestTimeoutError`` after
+        ``request_timeout`` without a reply. A cancelled or timed-out request may still
+        take effect on the server: an arbitrary method cannot be undone generically.
+        """
         return await self._session.command(lambda core: core.execute(method, params or {}))
 
     async def ping(self) -> JSONObject:

@@ -234,3 +234,8 @@ def dial_error(outcome: DialFailed | DialTimedOut, dial_timeout: float) -> Relay
         code=outcome.code,
         tag=outcome.tag,
     )
+
+
+class RequestTimeoutError(RequestError, TimeoutError):
+    """No reply within ``request_timeout``: only this request failed (the socket stays up,
+    a late reply is dropped). The request may still take effect on the server."""

@@ -37,13 +37,16 @@ def _count(name: str, value: Any) -> None:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Timeouts:
     """Seconds. ``connect``: TCP + TLS + WebSocket handshake, and separately the reply to
-    ``signalwire.connect``; ``write``: one socket write; ``cleanup``: the hang-ups made when
-    leaving ``async with``; ``close``: the WebSocket close handshake; ``ping_interval``:
-    between client pings (``None``: no pings); ``silence``: without any frame from the
-    server before the socket counts as dead (``None``: no watchdog)."""
+    ``signalwire.connect``; ``write``: one socket write; ``request``: the wait for the reply
+    to one request (``RequestTimeoutError``; the socket stays up), and ``hangup()``'s wait
+    for ``ended`` after its reply; ``cleanup``: the hang-ups made when leaving
+    ``async with``; ``close``: the WebSocket close handshake; ``ping_interval``: between
+    client pings (``None``: no pings); ``silence``: without any frame from the server before
+    the socket counts as dead (``None``: no watchdog)."""
 
     connect: float = 10.0
     write: float = 10.0
+    request: float = 30.0
     cleanup: float = 5.0
     close: float = 2.0
     ping_interval: float | None = 30.0
@@ -52,6 +55,7 @@ class Timeouts:
     def __post_init__(self) -> None:
         _positive("connect_timeout", self.connect)
         _positive("write_timeout", self.write)
+        _positive("request_timeout", self.request)
         _positive("cleanup_timeout", self.cleanup)
         _positive("close_timeout", self.close)
 
@@ -78,11 +82,13 @@ class Reconnect:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Limits:
     """``max_message_size``: bytes of one inbound message; ``inbound_buffer``: inbound calls
-    waiting for ``inbound_calls()``; ``max_queued``: requests waiting for a connection;
-    ``tombstone_grace``: seconds a finished dial's tag is remembered."""
+    waiting for ``inbound_calls()``; ``max_handlers``: ``on_call`` handlers running at once
+    (a call beyond either is refused with ``busy``); ``max_queued``: requests waiting for a
+    connection; ``tombstone_grace``: seconds a finished dial's tag is remembered."""
 
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     inbound_buffer: int = 64
+    max_handlers: int = 64
     max_queued: int = 10_000
     tombstone_grace: float = 60.0
 
@@ -93,6 +99,7 @@ class Limits:
             raise ConfigurationError(f"inbound_buffer: must be an int >= 0, got {buffer!r}")
         if buffer < 0:
             raise ConfigurationError(f"inbound_buffer: must be >= 0, got {buffer}")
+        _count("max_handlers", self.max_handlers)
 
 
 class FlatOptions(TypedDict, total=False):
@@ -100,6 +107,7 @@ class FlatOptions(TypedDict, total=False):
 
     connect_timeout: float
     write_timeout: float
+    request_timeout: float
     cleanup_timeout: float
     close_timeout: float
     ping_interval: float | None
@@ -110,6 +118,7 @@ class FlatOptions(TypedDict, total=False):
     backoff_max: float
     max_message_size: int
     inbound_buffer: int
+    max_handlers: int
     max_queued: int
     tombstone_grace: float
 
@@ -118,6 +127,7 @@ class FlatOptions(TypedDict, total=False):
 FLAT_OPTIONS: Mapping[str, tuple[type[Any], str]] = {
     "connect_timeout": (Timeouts, "connect"),
     "write_timeout": (Timeouts, "write"),
+    "request_timeout": (Timeouts, "request"),
     "cleanup_timeout": (Timeouts, "cleanup"),
     "close_timeout": (Timeouts, "close"),
     "ping_interval": (Timeouts, "ping_interval"),
@@ -128,6 +138,7 @@ FLAT_OPTIONS: Mapping[str, tuple[type[Any], str]] = {
     "backoff_max": (Reconnect, "backoff_max"),
     "max_message_size": (Limits, "max_message_size"),
     "inbound_buffer": (Limits, "inbound_buffer"),
+    "max_handlers": (Limits, "max_handlers"),
     "max_queued": (Limits, "max_queued"),
     "tombstone_grace": (Limits, "tombstone_grace"),
 }

@@ -6,10 +6,11 @@ Inside ``async with client:`` the session holds one task group with:
   handshake's failure reaches ``__aenter__`` directly: it connects, runs the socket's read
   loop, and reconnects with backoff and jitter, resuming the session;
 * the timer task, which sleeps until the core's next deadline (dial timeouts, tombstones,
-  max_duration, pings, silence watchdog) and runs ``handle_timer``;
+  max_duration, pings, silence watchdog), runs ``handle_timer`` and wakes the writer: it
+  never writes itself, so a slow write cannot delay a timer;
 * the writer task, which drains the core's outbox into one socket write whenever a
   command asks (under load many commands share one drain and one write);
-* inbound call handlers registered with ``on_call``.
+* inbound call handlers registered with ``on_call`` (at most ``max_handlers``, ``_inbound``).
 
 Invariants:
 
@@ -17,14 +18,15 @@ Invariants:
   is changed only in ``_apply``, one exhaustive ``match`` over the core's events: a call
   enters on ``DialAnswered`` / ``InboundCall`` and leaves on its ``ENDED`` state or
   ``CallLost``, so its keys follow the core's live calls. A ``Call`` abandoned by a
-  cancelled dial is finished at once (user code never holds it) and leaves the registry
-  when the core reports its end.
+  cancelled dial, or a refused inbound one, is finished at once (user code never holds
+  it) and leaves the registry when the core reports its end.
 * Core state is updated synchronously before any ``await``; the core's outbox is drained
   inside the socket's write lock, so wire order is state order. One write per drain.
   The read loop flushes inline after each batch it reads (acks first, and reading slows
   down when writing does: backpressure); commands wake the writer.
 * User coroutines wait on per-request slots (dial by tag, request by id), never on a
-  shared queue; the read loop never waits on user code.
+  shared queue, and never longer than ``request_timeout`` for a reply (a dial: its
+  ``dial_timeout``); the read loop never waits on user code.
 * A cancelled ``dial()`` calls ``cancel_dial`` (the core queues ``calling.end`` for every
   leg), wakes the writer and re-raises at once: the hang-ups go out from the writer task,
   which the caller's cancellation does not reach.
@@ -36,14 +38,13 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack
 from typing import Any, assert_never
 
 import anyio
 import anyio.abc
 import anyio.lowlevel
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from relay_proto import (
     CallLost,
@@ -73,12 +74,14 @@ from ._errors import (
     ConfigurationError,
     ConnectionLostError,
     RelayError,
+    RequestTimeoutError,
     dial_error,
     request_error,
 )
+from ._inbound import Inbound
 from ._link import Link, TransportFactory
 from ._options import Limits, Reconnect, Timeouts
-from ._waiters import InboundCalls, Slot
+from ._waiters import Slot
 
 logger = logging.getLogger("relay_anyio")
 
@@ -105,13 +108,10 @@ class Session:
         self._link = Link(self, connect, name=name, timeouts=timeouts, reconnect=reconnect)
         self._cleanup_timeout = timeouts.cleanup
         self._close_timeout = timeouts.close
-        self._inbound_buffer = limits.inbound_buffer
+        self._request_timeout = timeouts.request
         self._hangup_on_exit = hangup_on_exit
         self._on_event = on_event
-        self.on_call: Callable[[Call], Awaitable[None]] | None = None
-        # Created by start() and closed by stop() (an unclosed stream warns).
-        self._inbound_send: MemoryObjectSendStream[Call] | None = None
-        self._inbound_recv: MemoryObjectReceiveStream[Call] | None = None
+        self.inbound = Inbound(buffer=limits.inbound_buffer, max_handlers=limits.max_handlers)
         self._used = False
         self._background: list[anyio.CancelScope] = []
         self._exit_stack: AsyncExitStack | None = None
@@ -136,6 +136,10 @@ class Session:
     def stopping(self) -> bool:
         return self._stopping
 
+    @property
+    def request_timeout(self) -> float:
+        return self._request_timeout
+
     def fail(self, error: RelayError) -> None:
         self._failure = error
         self._fail_waiters(error)
@@ -152,10 +156,7 @@ class Session:
         return [call for call in self._calls.values() if not call.ended]
 
     def inbound_calls(self) -> AsyncIterator[Call]:
-        receive = self._inbound_recv
-        if receive is None:
-            raise RuntimeError("use the client inside 'async with client:'")
-        return InboundCalls(receive)
+        return self.inbound.calls()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -163,12 +164,10 @@ class Session:
         if self._used:
             raise RuntimeError("a RelayClient is used once: it is not reentrant or reusable")
         self._used = True
-        self._inbound_send, self._inbound_recv = anyio.create_memory_object_stream[Call](
-            self._inbound_buffer
-        )
         stack = AsyncExitStack()
-        stack.callback(self._close_inbound)
+        stack.callback(self.inbound.close)
         tg = await stack.enter_async_context(anyio.create_task_group())
+        self.inbound.open(tg)
         self._exit_stack, self._tg = stack, tg
         try:
             await tg.start(self._supervise)
@@ -234,27 +233,20 @@ class Session:
                         tg.start_soon(self._hang_up_for_exit, call)
         self._stopping = True
         self._fail_waiters(ConnectionLostError("the client was closed"))
-        if self._inbound_send is not None:
-            self._inbound_send.close()
+        self.inbound.end()
         if self._link.ws is not None:
             await self._link.ws.aclose(timeout=self._close_timeout)
 
     async def _hang_up_for_exit(self, call: Call) -> None:
-        """End ``call`` and wait until it has ended; ask again if the request was lost
-        with a socket (a plain ``calling.end`` is not re-sent by the core)."""
-        while not call.ended and self._core.get_call(call.call_id) is not None:
-            try:
-                await self._request(lambda core: core.end(call.call_id))
-            except ConnectionLostError:
-                continue  # the reply was lost with the socket: ask the next one
-            except RelayError:
-                return  # refused or gone: nothing more this client can do
-            await call.wait_for_ended()
-
-    def _close_inbound(self) -> None:
-        for stream in (self._inbound_send, self._inbound_recv):
-            if stream is not None:
-                stream.close()
+        """End ``call`` and wait until it has ended. A cleanup hang-up: never refused by
+        ``max_queued``, and re-sent by the core if its reply is lost with a socket."""
+        if call.ended or self._core.get_call(call.call_id) is None:
+            return
+        try:
+            await self._request(lambda core: core.end(call.call_id, cleanup=True))
+        except RelayError:
+            return  # refused, gone or unanswered: nothing more this client can do
+        await call.wait_for_ended()
 
     # ------------------------------------------------------------------ commands
 
@@ -312,15 +304,29 @@ class Session:
             raise ConfigurationError(str(exc)) from None
 
     async def _request(self, start: Callable[[ClientConnection], str]) -> JSONObject:
-        """Queue one request in the core, write it, wait for its result (no open check)."""
+        """Queue one request in the core, write it, wait up to ``request_timeout`` for its
+        result (no open check). On expiry only this request fails: the socket stays up and
+        a late reply finds no slot, so it is dropped."""
         request_id = start(self._core)
         slot: Slot[JSONObject] = Slot()
         self._requests[request_id] = slot
         self._want_write()
         try:
-            return await slot.wait()
+            with anyio.move_on_after(self._request_timeout):
+                return await slot.wait()
         finally:
             self._requests.pop(request_id, None)
+        raise RequestTimeoutError(f"no reply within {self._request_timeout:g} s (request_timeout)")
+
+    def send(self, start: Callable[[ClientConnection], str]) -> None:
+        """Queue one request nobody waits for (its reply is dropped) and wake the writer;
+        a request the core refuses (the call is gone, ``max_queued``) is only logged."""
+        try:
+            start(self._core)
+        except LocalProtocolError as exc:
+            logger.warning("request not sent: %s", exc)
+            return
+        self._want_write()
 
     def _want_write(self) -> None:
         """Ask the writer task to flush the core's outbox (cheap when already asked)."""
@@ -443,29 +449,14 @@ class Session:
         info = event.call
         call = Call.from_info(self, info)
         self._calls[info.call_id] = call
-        if self._closing:
-            # Leaving ``async with``: nobody will handle it, and the exit hang-ups have
-            # already been counted. Refuse it rather than leave it ringing.
-            logger.warning("inbound call %s refused: the client is closing", info.call_id)
-            self._core.end(info.call_id, "busy")
-            return
-        if self.on_call is not None and self._tg is not None:
-            self._tg.start_soon(self._run_handler, self.on_call, call)
-            return
-        try:
-            if self._inbound_send is None:
-                raise anyio.ClosedResourceError
-            self._inbound_send.send_nowait(call)
-        except (anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
-            # Nobody can take this call: refuse it rather than leave it ringing.
-            logger.warning("inbound call %s refused: nobody is taking calls", info.call_id)
-            self._core.end(info.call_id, "busy")
-
-    async def _run_handler(self, handler: Callable[[Call], Awaitable[None]], call: Call) -> None:
-        try:
-            await handler(call)
-        except Exception:
-            logger.exception("inbound call handler raised for call %s", call.call_id)
+        # Leaving ``async with``, nobody will handle it (and the exit hang-ups have already
+        # been counted); else a full buffer or all handlers busy: refuse it rather than
+        # leave it ringing. A cleanup hang-up: never refused by ``max_queued``.
+        why = "the client is closing" if self._closing else self.inbound.offer(call)
+        if why is not None:
+            logger.warning("inbound call %s refused: %s", info.call_id, why)
+            call.finish(CallGoneError("the call was refused (busy)", code=410))
+            self.send(lambda core: core.end(info.call_id, "busy", cleanup=True))
 
     def _fail_waiters(self, error: RelayError) -> None:
         for dial_slot in self._dials.values():
@@ -497,4 +488,4 @@ class Session:
                 events = self._core.handle_timer(now=anyio.current_time())
                 if events:
                     self.dispatch(events)
-                await self.flush()
+                self._want_write()  # never write here: a slow write must not delay timers

@@ -207,10 +207,8 @@ class ClientConnection:
         names = validate.contexts_list(contexts)
         if not names:
             return None
-        request_id = self._request(PendingRequest("signalwire.receive"), {"contexts": names})
-        known = self._session.contexts
-        known.extend(name for name in names if name not in known)
-        return request_id
+        request = PendingRequest("signalwire.receive", contexts=names)
+        return self._request(request, {"contexts": names})  # recorded once accepted
 
     def unsubscribe(self, contexts: Sequence[str]) -> str | None:
         names = validate.contexts_list(contexts)
@@ -417,6 +415,7 @@ class ClientConnection:
                 events.extend(self._tracker.dial_refused(request.dial_tag, *failure, now, intents))
                 self._apply(intents, events)
         elif failure is None:
+            self._session.accepted(request.contexts)
             if request.surface:
                 assert isinstance(message, wire.Result)
                 events.append(request.succeeded(request_id, message.result))

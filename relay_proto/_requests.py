@@ -48,6 +48,8 @@ class PendingRequest:
     origin: str | None = None
     #: For ``calling.play``: the play it started.
     control_id: str | None = None
+    #: For ``signalwire.receive``: the contexts it subscribes to (recorded once accepted).
+    contexts: list[str] | None = None
     #: Drained from the outbox: the frame is on its way (the one record of "sent").
     sent: bool = False
 

@@ -127,6 +127,12 @@ class Session:
         self.move(SessionInput.DISCONNECT_REQUESTED)
         return DisconnectRequested(restart=restart)
 
+    def accepted(self, contexts: list[str] | None) -> None:
+        """The server accepted a ``signalwire.receive`` for ``contexts`` (None: not one):
+        send them on every later connect."""
+        if contexts:
+            self.contexts.extend(name for name in contexts if name not in self.contexts)
+
     def answer(self, message: wire.Request) -> tuple[str | None, DisconnectRequested | None]:
         """A server request other than ``signalwire.event``: ``(reply frame, event)``."""
         reply: str | None = None

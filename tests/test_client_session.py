@@ -534,6 +534,8 @@ def test_subscribe_and_unsubscribe() -> None:
         "method": "signalwire.receive",
         "params": {"contexts": ["b", "a"]},
     }
+    assert rid is not None
+    c.feed(result(rid, {"code": "200"}))  # recorded for later connects once accepted
     c.core.unsubscribe(["a"])
     assert c.sent_one()["method"] == "signalwire.unreceive"
     c.core.connection_lost(now=1)

@@ -92,9 +92,6 @@ def test_unsent_ping_then_restored_reconnect() -> None:
     assert core.protocol == "signalwire_core"
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 8: contexts recorded before accepted; a refused one is re-sent"
-)
 def test_refused_context_is_not_resent_on_reconnect() -> None:
     core = new_core(contexts=["office"])
     request_id = core.subscribe(["nope"])
