@@ -22,6 +22,8 @@ Error                       Raised when
                             WebSocket close code when there is one (1006 = no close frame)
 ``RequestError``            the server refused a request (``code``, ``message``, ``data``)
 ``CallGoneError``           ... with 404/410: the call no longer exists
+``RequestTimeoutError``     ... no reply within ``request_timeout`` (also a ``TimeoutError``);
+                            only that request failed, the socket is still up
 ``DialFailedError``         a dial ended unanswered (``legs``, ``reason``, ``source``)
 ``DialTimeoutError``        a dial's deadline passed (also a ``TimeoutError``)
 ``ProtocolViolationError``  the server broke the protocol
@@ -44,6 +46,7 @@ __all__ = [
     "ProtocolViolationError",
     "RelayError",
     "RequestError",
+    "RequestTimeoutError",
     "dial_error",
     "request_error",
 ]

@@ -2,8 +2,7 @@
 
 For each attack: the test ends within a bound, memory stays bounded where the attack is
 about memory (tracemalloc growth), and only documented errors (``RelayError``) leave
-``async with`` -- never an ``ExceptionGroup`` or a stray exception. Attacks the client does
-not survive today are marked ``xfail(strict=True)`` with their issue-8 item.
+``async with`` -- never an ``ExceptionGroup`` or a stray exception.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """Issue 8 regressions that show in the Sans-IO core alone, through its public API.
 
 A ``ClientConnection`` is fed frames written by hand (the server side of a transcript), so
-each test reads as the exchange that breaks today. Each is marked ``xfail(strict=True)``
-until the fix lands; the fixer removes the marker.
+each test reads as the exchange that broke the client before its fix.
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
 """Issue 8 regressions over real sockets, on asyncio and trio, through public APIs only.
 
-Each test shows one defect of the issue and is marked ``xfail(strict=True)`` until the fix
-lands (the fixer removes the marker). The simulator is driven through its dict scenario;
+Each test shows one defect of the issue (it failed before the fix). The simulator is driven through its dict scenario;
 misbehaviour the simulator cannot script comes from ``hostile_peer``.
 """
 
