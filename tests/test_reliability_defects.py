@@ -1,7 +1,7 @@
 """Issue 8 regressions over real sockets, on asyncio and trio, through public APIs only.
 
-Each test shows one defect of the issue (it failed before the fix). The simulator is driven through its dict scenario;
-misbehaviour the simulator cannot script comes from ``hostile_peer``.
+Each test shows one defect of the issue (it failed before the fix). The simulator is
+driven through its dict scenario; misbehaviour it cannot script comes from ``hostile_peer``.
 """
 
 from __future__ import annotations
