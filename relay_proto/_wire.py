@@ -314,18 +314,22 @@ class LegJSON(NamedTuple):
 _STATE_JSON: dict[str, str] = {}
 
 
-def leg_json(call_id: str, node_id: str, tag: str, direction: str, device: JSONObject) -> LegJSON:
+def leg_json(
+    call_id: str, node_id: str, tag: str, direction: str, device: JSONObject, segment_id: str
+) -> LegJSON:
     device_json = _encode(device)
     return LegJSON(
         f'{{"call_id":{_encode_str(call_id)},"node_id":{_encode_str(node_id)}'
         f',"tag":{_encode_str(tag)},"call_state":',
-        f',"direction":{_encode_str(direction)},"device":{device_json}',
+        f',"direction":{_encode_str(direction)},"segment_id":{_encode_str(segment_id)}'
+        f',"device":{device_json}',
         device_json,
     )
 
 
 def leg_state_params(leg: LegJSON, state: str, end_reason: str | None, context: str | None) -> str:
-    """``{call_id, node_id, tag, call_state, direction, device[, end_reason][, context]}``."""
+    """``{call_id, node_id, tag, call_state, direction, segment_id, device[, end_reason]
+    [, context]}``."""
     state_json = _STATE_JSON.get(state)
     if state_json is None:
         state_json = _STATE_JSON[state] = _encode_str(state)
@@ -338,19 +342,21 @@ def leg_state_params(leg: LegJSON, state: str, end_reason: str | None, context: 
 
 
 def dial_params(
-    tag: str, node_id: str, state: str, winner: tuple[str, str, str, str] | None = None
+    tag: str,
+    node_id: str,
+    state: str,
+    winner: str | None = None,
+    failure: tuple[str, str] | None = None,
 ) -> str:
-    """``{tag, node_id, dial_state[, call: {call_id, node_id, tag, device, dial_winner}]}``;
-    ``winner`` is ``(call_id, node_id, tag, device_json)`` (its device already encoded)."""
+    """``{tag, node_id, dial_state[, call][, reason, source]}``: ``winner`` is the winning
+    leg's ``leg_state_params`` (its ``dial_winner`` is added here, the string ``"true"``
+    as the JS SDK's types have it); ``failure`` is ``(reason, source)`` of a failed dial."""
     text = (
         f'{{"tag":{_encode_str(tag)},"node_id":{_encode_str(node_id)}'
         f',"dial_state":{_encode_str(state)}'
     )
     if winner is not None:
-        call_id, call_node, call_tag, device_json = winner
-        text += (
-            f',"call":{{"call_id":{_encode_str(call_id)}'
-            f',"node_id":{_encode_str(call_node)},"tag":{_encode_str(call_tag)}'
-            f',"device":{device_json},"dial_winner":true}}'
-        )
+        text += f',"call":{winner[:-1]},"dial_winner":"true"}}'
+    if failure is not None:
+        text += f',"reason":{_encode_str(failure[0])},"source":{_encode_str(failure[1])}'
     return text + "}"

@@ -19,6 +19,7 @@ from anyio_support import BOUND, FAST, FROM, A, B, C, barrier, make_client, phon
 from relay_anyio import (
     AuthenticationError,
     Call,
+    CallGoneError,
     CallState,
     ConfigurationError,
     ConnectionLostError,
@@ -26,6 +27,7 @@ from relay_anyio import (
     DialTimeoutError,
     PlayState,
     RelayClient,
+    RequestError,
     serve_simulator,
 )
 from relay_proto import CallStateChanged, Event
@@ -436,7 +438,13 @@ async def test_execute_and_ping() -> None:
             result = await client.execute("signalwire.receive", {"contexts": ["extra"]})
             assert result["code"] == "200"
             call = await client.dial(devices=[[phone(A)]])
-            assert (await call.execute("calling.record", {"record": {}}))["code"] == "200"
+            play = {"control_id": "P1", "play": [{"type": "silence", "params": {"duration": 9}}]}
+            assert (await call.execute("calling.play", play))["code"] == "200"
+            # a verb the simulator does not model is refused, never a silent 200
+            with pytest.raises(RequestError) as info:
+                await call.execute("calling.record", {"record": {}})
+            assert not isinstance(info.value, CallGoneError)
+            assert info.value.code == -32601
             await call.hangup()
 
 

@@ -48,6 +48,7 @@ def phone(to: str, timeout: int | None = None, **extra: Any) -> Frame:
 
 def make_sim(**kwargs: Any) -> Simulator:
     kwargs.setdefault("credentials", {PROJECT: TOKEN})
+    kwargs.setdefault("node_id", NODE)  # one node: frames are pinned exactly
     kwargs.setdefault("id_factory", counter_ids())
     return Simulator(**kwargs)
 
@@ -206,7 +207,11 @@ def test_connect_bad_credentials() -> None:
         {
             "jsonrpc": "2.0",
             "id": "c1",
-            "error": {"code": -32002, "message": "Authentication failed"},
+            "error": {
+                "code": -32002,
+                "message": "Authentication failed",
+                "data": {"signalwire_error_code": "AUTH_REQUIRED"},
+            },
         }
     ]
     assert peer.conn.state is ConnectionState.HANDSHAKE
@@ -318,7 +323,7 @@ def test_receive_and_unreceive_contexts() -> None:
     with pytest.raises(LocalProtocolError):
         sim.inject_inbound_call(context="office", from_number=A, to_number=B, now=1.0)
     sim.inject_inbound_call(context="lab", from_number=A, to_number=B, now=1.0)
-    assert s(peer.drain()) == [("receive", "lab", "ringing")]
+    assert s(peer.drain()) == [("receive", "lab", "created")]
 
 
 # ---- dialing --------------------------------------------------------------------------
@@ -346,31 +351,31 @@ def test_single_answer_exact_frames() -> None:
         }
 
     leg = {"call_id": "id-3", "node_id": NODE, "tag": "T1"}
-    common = {"direction": "outbound", "device": device}
+    common = {"direction": "outbound", "segment_id": "id-4", "device": device}
     assert frames == [
         {"jsonrpc": "2.0", "id": "d1", "result": {"code": "200", "message": "Dialing"}},
         event(
-            "id-4",
+            "id-5",
             "calling.call.dial",
             10.0,
             {"tag": "T1", "node_id": NODE, "dial_state": "dialing"},
         ),
-        event("id-5", "calling.call.state", 10.0, {**leg, "call_state": "created", **common}),
-        event("id-6", "calling.call.state", 10.0, {**leg, "call_state": "ringing", **common}),
+        event("id-6", "calling.call.state", 10.0, {**leg, "call_state": "created", **common}),
+        event("id-7", "calling.call.state", 10.0, {**leg, "call_state": "ringing", **common}),
     ]
     assert sim.next_deadline() == pytest.approx(10.2)
     assert peer.tick(10.1) == []
     assert peer.tick(11.0) == [
-        event("id-7", "calling.call.state", 10.2, {**leg, "call_state": "answered", **common}),
+        event("id-8", "calling.call.state", 10.2, {**leg, "call_state": "answered", **common}),
         event(
-            "id-8",
+            "id-9",
             "calling.call.dial",
             10.2,
             {
                 "tag": "T1",
                 "node_id": NODE,
                 "dial_state": "answered",
-                "call": {**leg, "device": device, "dial_winner": True},
+                "call": {**leg, "call_state": "answered", **common, "dial_winner": "true"},
             },
         ),
     ]
@@ -493,17 +498,17 @@ def test_hangup_after_answer_and_call_lookup_errors() -> None:
         ("result", "e", "404")
     ]
     assert s(peer.request("calling.end", {"call_id": call_id}, 2.0, rid="e")) == [
-        ("error", "e", -32602)
+        ("result", "e", "400")
     ]
-    assert s(peer.call_cmd("calling.end", call_id, 2.0, reason="")) == [("error", "x", -32602)]
+    assert s(peer.call_cmd("calling.end", call_id, 2.0, reason="")) == [("result", "x", "400")]
     assert s(peer.request("calling.end", [call_id], 2.0, rid="e")) == [("error", "e", -32602)]
-    assert s(peer.call_cmd("calling.record", call_id, 2.0)) == [("result", "x", "200")]
+    assert s(peer.call_cmd("calling.record", call_id, 2.0)) == [("error", "x", -32601)]
     assert s(peer.call_cmd("calling.end", call_id, 3.0)) == [
         ("result", "x", "200"),
         ("state", A, "ending", "hangup"),
         ("state", A, "ended", "hangup"),
     ]
-    assert s(peer.call_cmd("calling.record", call_id, 4.0)) == [("result", "x", "404")]
+    assert s(peer.call_cmd("calling.record", call_id, 4.0)) == [("error", "x", -32601)]
     assert peer.sim.live_calls() == []
 
 
@@ -564,7 +569,7 @@ def test_duplicate_pending_tag_is_refused() -> None:
 )
 def test_dial_invalid_params(params: Frame) -> None:
     peer = connected()
-    assert s(peer.request("calling.dial", params, 0.0, rid="d")) == [("error", "d", -32602)]
+    assert s(peer.request("calling.dial", params, 0.0, rid="d")) == [("result", "d", "400")]
     assert peer.sim.all_calls() == []
 
 
@@ -654,7 +659,7 @@ def test_play_pause_resume_volume_stop() -> None:
         ("result", "x", "200")
     ]
     assert s(peer.call_cmd("calling.play.volume", call_id, 11.0, control_id="P1")) == [
-        ("error", "x", -32602)
+        ("result", "x", "400")
     ]
     assert s(peer.call_cmd("calling.play.stop", call_id, 11.0, control_id="P1")) == [
         ("result", "x", "200"),
@@ -662,7 +667,7 @@ def test_play_pause_resume_volume_stop() -> None:
     ]
     for method in ("calling.play.pause", "calling.play.resume", "calling.play.volume"):
         assert s(peer.call_cmd(method, call_id, 12.0, control_id="P1")) == [("result", "x", "404")]
-    assert s(peer.call_cmd("calling.play.stop", call_id, 12.0)) == [("error", "x", -32602)]
+    assert s(peer.call_cmd("calling.play.stop", call_id, 12.0)) == [("result", "x", "400")]
     assert peer.sim.next_deadline() is None
 
 
@@ -684,14 +689,14 @@ def test_play_errors() -> None:
         {"control_id": "", "play": ok},
     ]
     for params in bad_cases:
-        assert s(peer.call_cmd("calling.play", call_id, 1.0, **params)) == [("error", "x", -32602)]
+        assert s(peer.call_cmd("calling.play", call_id, 1.0, **params)) == [("result", "x", "400")]
     peer.call_cmd("calling.play", call_id, 1.0, control_id="P", play=ok)
     assert s(peer.call_cmd("calling.play", call_id, 1.0, control_id="P", play=ok)) == [
         ("result", "x", "409")
     ]
     ringing = call_id_of(peer.dial([[phone(B)]], 1.0, tag="T2"), B)
     assert s(peer.call_cmd("calling.play", ringing, 1.0, control_id="Q", play=ok)) == [
-        ("result", "x", "404")
+        ("result", "x", "409")
     ]
 
 
@@ -725,8 +730,9 @@ def test_inbound_injection_and_answer() -> None:
         "call_id": call_id,
         "node_id": NODE,
         "tag": inner["tag"],
-        "call_state": "ringing",
+        "call_state": "created",  # as the official fixtures offer a call
         "direction": "inbound",
+        "segment_id": inner["segment_id"],
         "device": {"type": "phone", "params": {"from_number": A, "to_number": B}},
         "context": "office",
     }
@@ -756,7 +762,7 @@ def test_inbound_prefers_a_connected_session() -> None:
         peer.request("signalwire.receive", {"contexts": ["office"]}, 0.0)
     first.conn.connection_lost(1.0)
     sim.inject_inbound_call(context="office", from_number=A, to_number=B, now=1.0)
-    assert s(second.drain()) == [("receive", "office", "ringing")]
+    assert s(second.drain()) == [("receive", "office", "created")]
     second.conn.connection_lost(1.0)
     sim.inject_inbound_call(context="office", from_number=A, to_number=C, now=1.0)
     assert sim.unacked_events(str(first.protocol)) == 1  # waits for first's resume
@@ -797,20 +803,21 @@ def test_resume_redelivers_unacked_events() -> None:
     assert sim.unacked_events(str(peer.protocol)) == 0  # new Peer acked everything
 
 
-def test_resume_refused_when_state_wrong_or_grace_passed() -> None:
+def test_resume_ignores_bad_state_refused_when_grace_passed() -> None:
     sim = make_sim(resume_grace=10.0)
     peer = connected(sim)
     peer.dial([[phone(A)]], 0.0)
     peer.conn.connection_lost(1.0)
-    # wrong authorization_state -> fresh session, not an error
-    fresh, frames = resume(sim, peer, 2.0, authorization_state="bogus")
-    assert frames[0]["result"]["session_restored"] is False
-    assert frames[0]["result"]["protocol"] != peer.protocol
+    # a wrong authorization_state is ignored: resumed on protocol (the guide)
+    resumed, frames = resume(sim, peer, 2.0, authorization_state="bogus")
+    assert frames[0]["result"]["session_restored"] is True
+    assert frames[0]["result"]["protocol"] == peer.protocol
     # unknown protocol -> fresh
-    _, frames = resume(sim, fresh, 2.0, protocol="signalwire_unknown")
+    _, frames = resume(sim, resumed, 2.0, protocol="signalwire_unknown")
     assert frames[0]["result"]["session_restored"] is False
     # grace over (timers not yet run): the old session expires on the spot, its calls end
-    _, frames = resume(sim, peer, 11.5)
+    resumed.conn.connection_lost(3.0)
+    _, frames = resume(sim, peer, 13.5)
     assert frames[0]["result"]["session_restored"] is False
     assert [c.end_reason for c in sim.all_calls()] == ["cancel"]  # it was still ringing
 
@@ -937,7 +944,7 @@ def test_shared_context_and_notifications() -> None:
     first.request("signalwire.unreceive", {"contexts": ["office"]}, 0.0)
     sim.inject_inbound_call(context="office", from_number=A, to_number=B, now=1.0)
     assert first.drain() == []
-    assert s(second.drain()) == [("receive", "office", "ringing")]
+    assert s(second.drain()) == [("receive", "office", "created")]
     # a successful notification gets no reply either
     assert first.send({"jsonrpc": "2.0", "method": "signalwire.ping", "params": {}}, 1.0) == []
 

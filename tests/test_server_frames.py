@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_server_core import NODE, PROJECT, TOKEN, counter_ids, phone
+from test_server_core import PROJECT, TOKEN, counter_ids, phone
 
 from relay_proto import RemoteProtocolError
 from relay_proto import _wire as wire
@@ -106,7 +106,7 @@ def test_event_frames_are_canonical_json(epoch: float, duplicate: bool) -> None:
     assert dial_events[-1]["call"]["device"] == odd
     assert dial_events[-1]["call"]["tag"] == tag
     call_id = dial_events[-1]["call"]["call_id"]
-    target = {"node_id": NODE, "call_id": call_id}
+    target = {"node_id": dial_events[-1]["call"]["node_id"], "call_id": call_id}
     peer.request(
         "calling.play",
         {**target, "control_id": "p\u00e9", "play": [{"type": "tts", "params": {"text": "hi"}}]},
@@ -293,6 +293,6 @@ def test_simulator_applies_the_client_rules() -> None:
             0,
         )
         (reply,) = [json.loads(text) for text in conn.data_to_send()]
-        assert reply["error"]["code"] == -32602
-        assert reply["error"]["message"].startswith("devices[0][0].params.")
+        assert reply["result"]["code"] == "400"  # the calling API's answer to bad params
+        assert reply["result"]["message"].startswith("devices[0][0].params.")
     assert sim.all_calls() == []

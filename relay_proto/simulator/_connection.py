@@ -11,8 +11,10 @@ Invariants:
   ``connection_lost``). A DISCONNECTING connection still answers requests but gets no new
   events: they wait, un-acked, for the session's next connection.
 - Every request with an id gets exactly one reply (result or JSON-RPC error), queued before
-  anything the request caused, except the ``events_before_result`` fault. A param that
-  breaks the shared rules (``_validate``) is answered with -32602 and its message.
+  anything the request caused, except the ``events_before_result`` fault. A ``calling.*``
+  param that breaks the shared rules (``_validate``) is answered with a result ``code``
+  ``"400"`` and its message (as the calling API answers); a frame-level problem (params not
+  an object, an unknown method, a bad ``signalwire.*`` param) with a JSON-RPC error.
 - A reply from the client is matched against this socket's own requests (ping,
   disconnect) first, then against its session's un-acked events; anything else is a
   tolerated violation, recorded in ``violations``.
@@ -32,6 +34,9 @@ from ._legs import RpcError
 from ._sessions import Session
 
 __all__ = ["GARBAGE_FRAME", "ConnectionState", "ServerConnection"]
+
+#: The ``data`` of a refused ``signalwire.connect``, as the official test server sends it.
+_AUTH_REQUIRED: JSONObject = {"signalwire_error_code": "AUTH_REQUIRED"}
 
 #: What the ``garbage`` fault sends after a connect result: not JSON at all.
 GARBAGE_FRAME = "this is not JSON {"
@@ -193,9 +198,11 @@ class ServerConnection:
         if request_id is not None:
             self._queue(wire.encode_result(request_id, result))
 
-    def _error(self, request_id: str | int | None, code: int, message: str) -> None:
+    def _error(
+        self, request_id: str | int | None, code: int, message: str, data: JSONObject | None = None
+    ) -> None:
         if request_id is not None:
-            self._queue(wire.encode_error(request_id, code, message))
+            self._queue(wire.encode_error(request_id, code, message, data))
 
     def _on_reply(self, reply_id: str | int | None, is_error: bool) -> None:
         key = reply_id if isinstance(reply_id, str) else ""
@@ -263,8 +270,8 @@ class ServerConnection:
         except RpcError as exc:
             self._error(request.id, exc.code, exc.message)
             return
-        except LocalProtocolError as exc:  # a rule of ``_validate``
-            self._error(request.id, -32602, str(exc))
+        except LocalProtocolError as exc:  # a param rule: the calling API answers 400
+            self._reply(request.id, {"code": "400", "message": str(exc)})
             return
         if request.method != "calling.dial":
             self._reply(request.id, result)
@@ -296,7 +303,7 @@ class ServerConnection:
             self._error(request.id, -32602, str(exc))
             return
         if project is None:
-            self._error(request.id, -32002, "Authentication failed")
+            self._error(request.id, -32002, "Authentication failed", _AUTH_REQUIRED)
             return
         session, restored = hub.attach(self, project, params, now)
         self._session = session

@@ -46,7 +46,7 @@ class Hub(Generic[C]):
         scenario: Scenario,
         new_id: IdFactory,
         resume_grace: float,
-        node_id: str,
+        node_id: str | None,
         space_id: str,
         max_history: int,
         epoch: float,

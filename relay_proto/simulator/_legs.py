@@ -61,7 +61,7 @@ class LiveCall:
 
 
 class Dial:
-    __slots__ = ("active", "groups", "index", "max_duration", "node_id", "sink", "tag")
+    __slots__ = ("active", "groups", "index", "max_duration", "node_id", "pinned", "sink", "tag")
 
     def __init__(
         self,
@@ -78,6 +78,8 @@ class Dial:
         self.max_duration = max_duration
         self.index = 0
         self.active: dict[str, Leg] = {}
+        #: The ``node_id`` the dial asked for (every leg goes there), else None.
+        self.pinned: str | None = None
 
 
 class Leg:
@@ -93,6 +95,7 @@ class Leg:
         "max_duration",
         "node_id",
         "plays",
+        "segment_id",
         "sink",
         "state",
         "tag",
@@ -109,9 +112,11 @@ class Leg:
         direction: str,
         sink: EventSink,
         state: CallState,
+        segment_id: str,
         context: str | None = None,
     ) -> None:
         self.call_id = call_id
+        self.segment_id = segment_id
         self.node_id = node_id
         self.tag = tag
         self.device = device
@@ -125,11 +130,16 @@ class Leg:
         self.hangup_after: float | None = None
         self.max_duration: float | None = None
         self.plays: dict[str, Play] = {}
-        self.json = wire.leg_json(call_id, node_id, tag, direction, device)
+        self.json = wire.leg_json(call_id, node_id, tag, direction, device, segment_id)
 
     def state_params(self) -> str:
         """This leg's state event params, as JSON text."""
         return wire.leg_state_params(self.json, self.state.value, self.end_reason, self.context)
+
+    def winner_params(self) -> str:
+        """This leg as the ``call`` of an ``answered`` dial event (it may be sent before the
+        leg's own ``answered`` state event: the ``dial_event_first`` fault)."""
+        return wire.leg_state_params(self.json, CallState.ANSWERED.value, None, self.context)
 
     def snapshot(self) -> LiveCall:
         return LiveCall(

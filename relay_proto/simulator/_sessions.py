@@ -154,20 +154,17 @@ class Sessions:
     def attach(
         self, socket: EventSocket, project: str, params: JSONObject, now: float, *, refuse: bool
     ) -> tuple[Session, bool]:
-        """Resume the session named by ``params.protocol`` if allowed (and not ``refuse``d
-        by a fault), else open a new one. Returns the session and whether it was resumed."""
+        """Resume the session named by ``params.protocol`` if allowed (same project, not
+        ``refuse``d by a fault; ``authorization_state`` plays no part), else open a new one.
+        Returns the session and whether it was resumed."""
         protocol = params.get("protocol")
         old = self._by_protocol.get(protocol) if isinstance(protocol, str) else None
         if old is not None and old.lost_at is not None and now - old.lost_at > self.resume_grace:
             self._expire(old)
             old = None
-        if (
-            old is not None
-            and old.resumable
-            and old.project == project
-            and params.get("authorization_state") == old.auth_state
-            and not refuse
-        ):
+        # Resumed on ``protocol`` alone: a bad or absent ``authorization_state`` is ignored
+        # (the guide), the credentials were checked and must name the same project.
+        if old is not None and old.resumable and old.project == project and not refuse:
             previous = old.connection
             if previous is not None and not previous.closed:  # a second socket takes over
                 previous.take_over()

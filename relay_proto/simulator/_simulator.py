@@ -51,7 +51,7 @@ class Simulator:
         scenario: Scenario | None = None,
         id_factory: IdFactory | None = None,
         resume_grace: float = 30.0,
-        node_id: str = "sim-node-1@local",
+        node_id: str | None = None,
         space_id: str = "sim-space",
         max_history: int = 100_000,
         epoch: float = 0.0,

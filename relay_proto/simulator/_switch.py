@@ -3,8 +3,9 @@
 Sans-IO and clock-free: every time is an argument; timers sit in the shared ``TimerQueue``
 (payload: a callback taking the timer's own deadline) and fire only when the simulator
 pops them. Request params are checked with the client's rules (``_validate``); a failure
-comes out as ``LocalProtocolError`` and other refusals as ``RpcError``, both answered as
-JSON-RPC errors by the connection. Event params are JSON text built by ``_wire``.
+comes out as ``LocalProtocolError`` (answered with a result ``code`` ``"400"``, as the
+calling API answers) and JSON-RPC-level refusals (an unknown method, a scripted refusal)
+as ``RpcError``. Event params are JSON text built by ``_wire``.
 
 Invariants:
 - A leg's state only moves along ``_TRANSITIONS`` (created -> ringing -> answered -> ending
@@ -32,6 +33,7 @@ from functools import partial
 
 from .. import _validate as validate
 from .. import _wire as wire
+from .._errors import LocalProtocolError
 from .._events import CallState, PlayState
 from .._ids import IdFactory
 from .._timers import TimerQueue
@@ -43,6 +45,8 @@ __all__ = ["Switch"]
 
 _OK = "200"
 _NOT_FOUND: JSONObject = {"code": "404", "message": "Call not found"}
+#: A verb on a call that exists but is not answered yet (see docs/simulator.md, Fidelity).
+_NOT_ANSWERED: JSONObject = {"code": "409", "message": "Call is not answered"}
 _DEFAULT_MAX_HISTORY = 100_000
 
 _TRANSITIONS: dict[CallState, frozenset[CallState]] = {
@@ -55,6 +59,8 @@ _TRANSITIONS: dict[CallState, frozenset[CallState]] = {
     CallState.ENDED: frozenset(),
 }
 _PLAYABLE = frozenset({"tts", "audio", "ringtone", "silence"})
+#: The nodes calls are spread over when no ``node_id`` is fixed (a real space has many).
+_NODES = tuple(f"sim-node-{n}@local" for n in range(1, 5))
 
 
 class Switch:
@@ -66,11 +72,13 @@ class Switch:
         scenario: Scenario,
         timers: TimerQueue[TimerCallback],
         new_id: IdFactory,
-        node_id: str,
+        node_id: str | None = None,
         max_history: int = _DEFAULT_MAX_HISTORY,
     ) -> None:
         self.scenario = scenario
+        #: Every call's node when set; None: calls take turns on ``_NODES``.
         self.node_id = node_id
+        self._node_turn = 0
         self._timers = timers
         self._new_id = new_id
         self._live: dict[str, Leg] = {}
@@ -98,15 +106,15 @@ class Switch:
         (or ``LocalProtocolError`` when a param breaks the shared rules)."""
         if method == "calling.dial":
             return self._dial(sink, params, now)
+        handler = _COMMANDS.get(method)
+        if handler is None:  # never a silent 200: the app would wait for events forever
+            raise RpcError(-32601, f"Method not found: {method}")
         node_id, call_id = params.get("node_id"), params.get("call_id")
         if not isinstance(node_id, str) or not isinstance(call_id, str):
-            raise RpcError(-32602, f"{method} needs string node_id and call_id")
+            raise LocalProtocolError(f"{method} needs string node_id and call_id")
         call = self._live.get(call_id)
         if call is None or call.node_id != node_id or call.sink.project != sink.project:
             return dict(_NOT_FOUND)
-        handler = _COMMANDS.get(method)
-        if handler is None:
-            return {"code": _OK, "message": "OK"}
         return handler(self, call, params, now)
 
     def inbound(
@@ -119,17 +127,19 @@ class Switch:
         now: float,
         hangup_after: float | None = None,
     ) -> str:
+        new_id = self._new_id
         call = Leg(
-            call_id=self._new_id(),
-            node_id=self.node_id,
-            tag=self._new_id(),
+            call_id=new_id(),
+            node_id=self._next_node(),
+            tag=new_id(),
             device={
                 "type": "phone",
                 "params": {"from_number": from_number, "to_number": to_number},
             },
             direction="inbound",
             sink=sink,
-            state=CallState.RINGING,
+            state=CallState.CREATED,  # what the official fixtures offer
+            segment_id=new_id(),
             context=context,
         )
         call.hangup_after = hangup_after
@@ -163,7 +173,8 @@ class Switch:
         faults = self.scenario.faults
         refusal = faults.dial_refused
         if refusal is None or faults.create_call_after_refusal:
-            dial = Dial(sink, tag, node_id or self.node_id, groups, max_duration)
+            dial = Dial(sink, tag, node_id or self._next_node(), groups, max_duration)
+            dial.pinned = node_id
             self._dials[sink.protocol, tag] = dial
             self._emit_dial(dial, "dialing", now)
             self._start_group(dial, now)
@@ -175,15 +186,17 @@ class Switch:
 
     def _start_group(self, dial: Dial, now: float) -> None:
         legs: list[Leg] = []
+        new_id = self._new_id
         for device in dial.groups[dial.index]:
             call = Leg(
-                call_id=self._new_id(),
-                node_id=dial.node_id,
+                call_id=new_id(),
+                node_id=dial.pinned or self._next_node(),
                 tag=dial.tag,
                 device=device,
                 direction="outbound",
                 sink=dial.sink,
                 state=CallState.CREATED,
+                segment_id=new_id(),
             )
             call.dial = dial
             device_limit = device["params"].get("max_duration")
@@ -249,7 +262,10 @@ class Switch:
         call.timer = None
         self._end(call, reason, when, ending=ending)
 
-    def _end(self, call: Leg, reason: str, now: float, *, ending: bool) -> None:
+    def _end(
+        self, call: Leg, reason: str, now: float, *, ending: bool, source: str = "endpoint"
+    ) -> None:
+        """End ``call``; ``source`` says who ended it (``client``: a ``calling.end``)."""
         call.cancel_timer()
         for play in list(call.plays.values()):
             self._finish_play(play, PlayState.ERROR, now)
@@ -268,7 +284,7 @@ class Switch:
         if dial.index < len(dial.groups):
             self._start_group(dial, now)
         else:
-            self._emit_dial(dial, "failed", now)
+            self._emit_dial(dial, "failed", now, failure=(reason, source))
             del self._dials[dial.sink.protocol, dial.tag]
 
     # ---- call commands ---------------------------------------------------------------
@@ -276,7 +292,7 @@ class Switch:
     def _cmd_end(self, call: Leg, params: JSONObject, now: float) -> JSONObject:
         reason = validate.non_empty_str("reason", params.get("reason", "hangup"))
         if not self.scenario.faults.ignore_end:
-            self._end(call, reason, now, ending=True)
+            self._end(call, reason, now, ending=True, source="client")
         return {"code": _OK, "message": "Ending call"}
 
     def _cmd_answer(self, call: Leg, params: JSONObject, now: float) -> JSONObject:
@@ -293,13 +309,13 @@ class Switch:
         control_id = validate.non_empty_str("control_id", params.get("control_id"))
         media = params.get("play")
         if type(media) is not list or not media:
-            raise RpcError(-32602, "calling.play needs a non-empty play list")
+            raise LocalProtocolError("calling.play needs a non-empty play list")
         seconds = sum(self._media_seconds(f"play[{i}]", item) for i, item in enumerate(media))
         if "volume" in params:
             validate.number("volume", params["volume"])
         loop = validate.non_negative_int("loop", params.get("loop", 1))
-        if call.state is not CallState.ANSWERED:
-            return {"code": "404", "message": "Call is not answered"}
+        if call.state is not CallState.ANSWERED:  # still there: never a gone-call code
+            return dict(_NOT_ANSWERED)
         if control_id in call.plays:
             return {"code": "409", "message": f"control_id {control_id!r} is already playing"}
         play = Play(call, control_id, seconds * loop if loop else math.inf, now)
@@ -312,7 +328,7 @@ class Switch:
         """How long one media item plays (the scenario's rules); only known types play."""
         kind, params = validate.check_media(where, item)  # the required keys are there
         if kind not in _PLAYABLE:
-            raise RpcError(-32602, f"unsupported play type {kind!r}")
+            raise LocalProtocolError(f"unsupported play type {kind!r}")
         scenario = self.scenario
         if kind == "tts":
             text = params["text"]
@@ -375,7 +391,7 @@ class Switch:
         if play is None:
             return {"code": "404", "message": "Play not found"}
         if "volume" not in params:
-            raise RpcError(-32602, "calling.play.volume needs a volume")
+            raise LocalProtocolError("calling.play.volume needs a volume")
         validate.number("volume", params["volume"])
         return {"code": _OK, "message": "Volume set"}
 
@@ -396,13 +412,23 @@ class Switch:
     def _publish(self, call: Leg, now: float) -> None:
         call.sink.emit("calling.call.state", call.state_params(), now)
 
-    def _emit_dial(self, dial: Dial, state: str, now: float, winner: Leg | None = None) -> None:
-        call = None
-        if winner is not None:
-            call = (winner.call_id, winner.node_id, winner.tag, winner.json.device)
-        dial.sink.emit(
-            "calling.call.dial", wire.dial_params(dial.tag, dial.node_id, state, call), now
-        )
+    def _emit_dial(
+        self,
+        dial: Dial,
+        state: str,
+        now: float,
+        winner: Leg | None = None,
+        failure: tuple[str, str] | None = None,
+    ) -> None:
+        call = winner.winner_params() if winner is not None else None
+        params = wire.dial_params(dial.tag, dial.node_id, state, call, failure)
+        dial.sink.emit("calling.call.dial", params, now)
+
+    def _next_node(self) -> str:
+        if self.node_id is not None:
+            return self.node_id
+        self._node_turn = turn = (self._node_turn + 1) % len(_NODES)
+        return _NODES[turn]
 
     def _emit_play(self, play: Play, now: float) -> None:
         call = play.call
@@ -411,6 +437,7 @@ class Switch:
             "node_id": call.node_id,
             "control_id": play.control_id,
             "state": play.state.value,
+            "segment_id": call.segment_id,
         }
         call.sink.emit("calling.call.play", wire.dumps(params), now)
 
