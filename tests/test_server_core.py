@@ -49,6 +49,7 @@ def phone(to: str, timeout: int | None = None, **extra: Any) -> Frame:
 def make_sim(**kwargs: Any) -> Simulator:
     kwargs.setdefault("credentials", {PROJECT: TOKEN})
     kwargs.setdefault("node_id", NODE)  # one node: frames are pinned exactly
+    kwargs.setdefault("ping_interval", None)  # frames and deadlines are counted exactly
     kwargs.setdefault("id_factory", counter_ids())
     return Simulator(**kwargs)
 

@@ -8,8 +8,10 @@ simulator chose; these tests pin that choice.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import pytest
 from test_server_core import (
     PROJECT,
     A,
@@ -22,7 +24,9 @@ from test_server_core import (
     phone,
 )
 
+from relay_proto import LocalProtocolError
 from relay_proto.simulator import Outcome, OutcomeKind, Scenario
+from relay_proto.testing import Pair
 
 TTS = [{"type": "tts", "params": {"text": "hi"}}]
 
@@ -155,3 +159,72 @@ def test_node_ids_vary_per_call_and_every_call_event_has_a_segment() -> None:
     (playing,) = inner_events(play, "calling.call.play")
     assert playing["segment_id"] == winner["segment_id"]
     assert playing["node_id"] == winner["node_id"]
+
+
+# ---- the server's own pings -------------------------------------------------------------
+
+
+def pings(frames: list[Frame]) -> list[Frame]:
+    return [f for f in frames if f.get("method") == "signalwire.ping"]
+
+
+def test_the_server_pings_every_interval_after_each_pong() -> None:
+    sim = make_sim(ping_interval=10.0, ping_timeout=5.0)
+    peer = connected(sim)
+    assert sim.next_deadline() == 10.0
+    assert pings(peer.tick(9.9)) == []
+    (ping,) = pings(peer.tick(10.0))
+    assert ping["params"] == {"timestamp": 10.0}
+    assert sim.next_deadline() == 15.0  # its deadline
+    peer.send({"jsonrpc": "2.0", "id": ping["id"], "result": {}}, 12.0)  # pong at 12
+    assert sim.next_deadline() == 22.0
+    (ping,) = pings(peer.tick(22.0))
+    # an error reply also proves the peer alive
+    peer.send({"jsonrpc": "2.0", "id": ping["id"], "error": {"code": 1, "message": "x"}}, 23.0)
+    assert sim.next_deadline() == 33.0
+    assert not peer.conn.closed
+    assert not peer.conn.violations
+
+
+def test_a_silent_peer_is_closed_after_one_ping_not_flooded() -> None:
+    sim = make_sim(ping_interval=10.0, ping_timeout=5.0)
+    peer = connected(sim)
+    protocol = peer.protocol
+    sim.handle_timer(1_000_000.0)  # a fake clock far ahead: one ping, then the close
+    assert len(pings(peer.drain())) == 1
+    assert peer.conn.closed
+    assert peer.conn.violations == ["ping id-3 unanswered: connection closed"]
+    assert sim.next_deadline() is None
+    peer.conn.connection_lost(1_000_000.0)
+    again = Peer(sim, 1_000_001.0)  # the session waits for a resume as after any loss
+    assert reply(again.connect(1_000_001.0, protocol=protocol))["session_restored"] is True
+
+
+def test_pings_stop_while_disconnecting_and_can_be_turned_off() -> None:
+    sim = make_sim(ping_interval=10.0)
+    peer = connected(sim)
+    peer.conn.send_disconnect(restart=False)
+    peer.drain()
+    assert sim.next_deadline() is None
+    sim.ping_interval = None
+    sim.ping_timeout = 3.0
+    assert (sim.ping_interval, sim.ping_timeout) == (None, 3.0)
+    quiet = connected(sim)
+    assert sim.next_deadline() is None
+    assert pings(quiet.tick(100.0)) == []
+    for bad in (0, -1.0, float("nan"), "10"):
+        with pytest.raises(LocalProtocolError):
+            sim.ping_timeout = bad  # type: ignore[assignment]
+        with pytest.raises(LocalProtocolError):
+            make_sim(ping_interval=bad)
+
+
+def test_the_projects_client_answers_pings_and_stays_connected() -> None:
+    pair = Pair(simulator_kwargs={"ping_interval": 10.0, "ping_timeout": 1.0})
+    pair.connect()
+    server = pair.server
+    pair.advance(3_600.0)  # one ping per 10 s of fake time, each answered at once
+    assert pair.server is server
+    assert not pair.simulator.connections()[0].violations
+    sent = [json.loads(f) for f in pair.server_frames]
+    assert len(pings(sent)) == 360

@@ -19,18 +19,23 @@ Invariants:
   disconnect) first, then against its session's un-acked events; anything else is a
   tolerated violation, recorded in ``violations``.
 - Credentials are checked and dropped: nothing secret is stored, queued or in a repr.
+- While OPEN (and only then), the socket pings its peer every ``Hub.ping_interval`` seconds
+  after the last pong, one ping at a time; a ping unanswered for ``Hub.ping_timeout``
+  seconds closes it (recorded in ``violations``).
 """
 
 from __future__ import annotations
 
 import enum
+from functools import partial
 
 from .. import _validate as validate
 from .. import _wire as wire
 from .._errors import LocalProtocolError, RemoteProtocolError
+from .._timers import Timer
 from .._wire import ErrorReply, JSONObject, Request
 from ._hub import Hub
-from ._legs import RpcError
+from ._legs import RpcError, TimerCallback
 from ._sessions import Session
 
 __all__ = ["GARBAGE_FRAME", "ConnectionState", "ServerConnection"]
@@ -77,6 +82,10 @@ class ServerConnection:
         self._session: Session | None = None
         self._pending: dict[str, str] = {}
         self._lost = False
+        #: The server's own ping cycle: the next ping's timer, or the outstanding ping's
+        #: deadline (``_ping_id`` set) after which this socket is closed.
+        self._ping_timer: Timer[TimerCallback] | None = None
+        self._ping_id: str | None = None
         self.opened_at = now
         #: Protocol violations by the peer that were tolerated (for test assertions).
         self.violations: list[str] = []
@@ -117,7 +126,7 @@ class ServerConnection:
         if isinstance(message, Request):
             self._on_request(message, now)
         else:
-            self._on_reply(message.id, isinstance(message, ErrorReply))
+            self._on_reply(message.id, isinstance(message, ErrorReply), now)
         self._hub.flush()
 
     def _ack(self, event_id: str) -> bool:
@@ -154,6 +163,40 @@ class ServerConnection:
     def send_ping(self, now: float | None = None) -> None:
         self._send_request("signalwire.ping", {} if now is None else {"timestamp": now})
 
+    # ---- the server's own pings (the guide: the server pings periodically) -------------
+    #
+    # One ping at a time: the next is scheduled ``ping_interval`` after the pong, so a fake
+    # clock that jumps far ahead fires one ping, not one per interval; a ping unanswered
+    # for ``ping_timeout`` seconds closes the socket (its session waits for a resume).
+
+    def _schedule_ping(self, now: float) -> None:
+        interval = self._hub.ping_interval
+        if interval is not None:
+            self._ping_timer = self._hub.timers.schedule(now + interval, self._ping_due)
+
+    def _ping_due(self, when: float) -> None:
+        self._ping_timer = None
+        self._ping_id = request_id = self._hub.new_id()
+        self._pending[request_id] = "signalwire.ping"
+        self._queue(wire.encode_request(request_id, "signalwire.ping", {"timestamp": when}))
+        deadline = when + self._hub.ping_timeout
+        self._ping_timer = self._hub.timers.schedule(deadline, partial(self._ping_lost, request_id))
+
+    def _ping_lost(self, request_id: str, when: float) -> None:
+        self._ping_timer = None
+        self.violations.append(f"ping {request_id} unanswered: connection closed")
+        self._set_state(ConnectionState.CLOSED)
+
+    def _pong(self, now: float) -> None:
+        self._stop_pinging()
+        self._schedule_ping(now)
+
+    def _stop_pinging(self) -> None:
+        self._ping_id = None
+        if self._ping_timer is not None:
+            self._ping_timer.cancel()
+            self._ping_timer = None
+
     # ---- what the session asks of its socket (``_sessions.EventSocket``) -------------
 
     def push_event(self, frame: str) -> None:
@@ -172,6 +215,8 @@ class ServerConnection:
         if state not in _CONNECTION_TRANSITIONS[self._state]:  # guarded by every caller
             raise AssertionError(f"connection cannot go from {self._state} to {state}")
         self._state = state
+        if state is not ConnectionState.OPEN:  # the ping cycle runs only while OPEN
+            self._stop_pinging()
         if state is ConnectionState.CLOSED and not self._lost:
             self._hub.mark_ready(self)
 
@@ -204,12 +249,14 @@ class ServerConnection:
         if request_id is not None:
             self._queue(wire.encode_error(request_id, code, message, data))
 
-    def _on_reply(self, reply_id: str | int | None, is_error: bool) -> None:
+    def _on_reply(self, reply_id: str | int | None, is_error: bool, now: float) -> None:
         key = reply_id if isinstance(reply_id, str) else ""
         method = self._pending.pop(key, None)
         if method is not None:
             if method == "signalwire.disconnect":
                 self._set_state(ConnectionState.CLOSED)
+            elif key == self._ping_id:  # any reply, even an error, proves the peer alive
+                self._pong(now)
             return
         session = self._session
         if session is not None and session.take_ack(key):
@@ -310,6 +357,7 @@ class ServerConnection:
         session.event_acks = params.get("event_acks") is True
         hub.sessions.subscribe(session, contexts, add=True)
         self._set_state(ConnectionState.OPEN)
+        self._schedule_ping(now)
         result: JSONObject = {
             "identity": session.identity,
             "protocol": session.protocol,

@@ -50,7 +50,13 @@ class Hub(Generic[C]):
         space_id: str,
         max_history: int,
         epoch: float,
+        ping_interval: float | None,
+        ping_timeout: float,
     ) -> None:
+        #: Seconds between a socket's pong and its next server ping (None: no server pings).
+        self.ping_interval = ping_interval
+        #: Seconds a server ping may stay unanswered before its socket is closed.
+        self.ping_timeout = ping_timeout
         self._credentials = dict(credentials) if credentials is not None else None
         self._jwt_tokens = frozenset(jwt_tokens)
         self.new_id = new_id

@@ -30,7 +30,20 @@ from ._hub import Hub
 from ._legs import LiveCall
 from ._scenario import Scenario
 
-__all__ = ["Simulator"]
+__all__ = ["DEFAULT_PING_INTERVAL", "DEFAULT_PING_TIMEOUT", "Simulator"]
+
+#: The server pings each socket this often: under the 15 s without a server ping after
+#: which the official Python, JS and TS SDKs probe or drop the link (the guide gives no
+#: number; see docs/simulator.md, Fidelity).
+DEFAULT_PING_INTERVAL = 10.0
+#: A socket whose ping is unanswered this long is closed.
+DEFAULT_PING_TIMEOUT = 10.0
+
+
+def _check_ping_settings(interval: float | None, timeout: float) -> None:
+    for name, value in (("ping_interval", interval), ("ping_timeout", timeout)):
+        if value is not None and not (isinstance(value, int | float) and 0 < value < 1e12):
+            raise LocalProtocolError(f"{name} must be a positive number of seconds, got {value!r}")
 
 
 class Simulator:
@@ -55,7 +68,10 @@ class Simulator:
         space_id: str = "sim-space",
         max_history: int = 100_000,
         epoch: float = 0.0,
+        ping_interval: float | None = DEFAULT_PING_INTERVAL,
+        ping_timeout: float = DEFAULT_PING_TIMEOUT,
     ) -> None:
+        _check_ping_settings(ping_interval, ping_timeout)
         self._hub: Hub[ServerConnection] = Hub(
             credentials=credentials,
             jwt_tokens=jwt_tokens,
@@ -66,6 +82,8 @@ class Simulator:
             space_id=space_id,
             max_history=max_history,
             epoch=epoch,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
         )
 
     def __repr__(self) -> str:
@@ -93,6 +111,27 @@ class Simulator:
     @resume_grace.setter
     def resume_grace(self, seconds: float) -> None:
         self._hub.sessions.resume_grace = seconds
+
+    @property
+    def ping_interval(self) -> float | None:
+        """Seconds from a socket's last pong to the server's next ``signalwire.ping``
+        (``None``: the server never pings by itself). Applies from each socket's next ping."""
+        return self._hub.ping_interval
+
+    @ping_interval.setter
+    def ping_interval(self, seconds: float | None) -> None:
+        _check_ping_settings(seconds, self._hub.ping_timeout)
+        self._hub.ping_interval = seconds
+
+    @property
+    def ping_timeout(self) -> float:
+        """Seconds a server ping may go unanswered before its socket is closed."""
+        return self._hub.ping_timeout
+
+    @ping_timeout.setter
+    def ping_timeout(self, seconds: float) -> None:
+        _check_ping_settings(self._hub.ping_interval, seconds)
+        self._hub.ping_timeout = seconds
 
     @property
     def space_id(self) -> str:
