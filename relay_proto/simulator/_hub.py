@@ -16,7 +16,7 @@ Invariants:
 from __future__ import annotations
 
 import hmac
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Generic, TypeVar
 
 from .. import _validate as validate
@@ -71,6 +71,9 @@ class Hub(Generic[C]):
             space_id=space_id,
             epoch=epoch,
         )
+        #: End of a step: deliver the events it caused (``Sessions.flush`` itself, reason:
+        #: it runs after every frame a socket reads, so no forwarding layer).
+        self.flush: Callable[[], None] = self.sessions.flush
         self.connections: dict[C, None] = {}
         self._ready: dict[C, None] = {}
         self._one_shots = faults_.OneShots()
@@ -140,7 +143,3 @@ class Hub(Generic[C]):
 
     def command(self, session: Session, method: str, params: JSONObject, now: float) -> JSONObject:
         return self.switch.command(session, method, params, now)
-
-    def flush(self) -> None:
-        """End of a step: deliver the events it caused."""
-        self.sessions.flush()

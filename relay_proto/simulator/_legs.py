@@ -127,10 +127,6 @@ class Leg:
         self.plays: dict[str, Play] = {}
         self.json = wire.leg_json(call_id, node_id, tag, direction, device)
 
-    def state_params(self) -> str:
-        """This leg's state event params, as JSON text."""
-        return wire.leg_state_params(self.json, self.state.value, self.end_reason, self.context)
-
     def snapshot(self) -> LiveCall:
         return LiveCall(
             call_id=self.call_id,

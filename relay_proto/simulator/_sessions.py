@@ -90,12 +90,6 @@ class Session:
     def emit(self, event_type: str, params_json: str, timestamp: float) -> None:
         self._queue.append((self, event_type, params_json, timestamp))
 
-    def deliver(self, event_id: str, frame: str) -> None:
-        if self.event_acks:
-            self.unacked[event_id] = frame
-        if self.connection is not None:
-            self.connection.push_event(frame)
-
     def take_ack(self, event_id: str) -> bool:
         """Forget an acked event; False when ``event_id`` is not one waiting for its ack."""
         return self.unacked.pop(event_id, None) is not None
@@ -249,8 +243,14 @@ class Sessions:
     ) -> None:
         """Frame one event ``copies`` times, each with a fresh id, and hand it over."""
         stamp = timestamp + self.epoch
-        body = session.framer.body(event_type, stamp, self._space_piece, params_json)
+        frame_of, space = session.framer.frame, self._space_piece
+        unacked = session.unacked if session.event_acks else None
+        connection = session.connection
         new_id = self._new_id
         for _ in range(copies):
             event_id = new_id()
-            session.deliver(event_id, wire.event_frame(event_id, body))
+            frame = frame_of(event_id, event_type, stamp, space, params_json)
+            if unacked is not None:
+                unacked[event_id] = frame
+            if connection is not None:
+                connection.push_event(frame)
