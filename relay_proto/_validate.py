@@ -335,7 +335,9 @@ class DialRequest(NamedTuple):
 
 def check_dial(params: JSONObject) -> DialRequest:
     """The rules ``ClientConnection.dial`` applies, on the wire form of its params."""
-    tag = non_empty_str("tag", params.get("tag"))
+    tag = params.get("tag")
+    if type(tag) is not str or not tag:  # the plain check first, the precise one to fail
+        tag = non_empty_str("tag", tag)
     plan = _plan(params.get("devices"), _wire_device)
     for name in ("region", "node_id"):
         if name in params:

@@ -28,13 +28,20 @@ from .._ids import IdFactory
 from .._timers import Timer, TimerQueue
 from .._wire import JSONObject
 from . import _faults as faults_
-from ._scenario import Faults
+from ._scenario import Scenario
 
 __all__ = ["EventSocket", "Session", "Sessions"]
 
 #: An event emitted during a step, not yet framed: (session, event_type, params_json, when).
 Queued = tuple["Session", str, str, float]
 TimerCallback = Callable[[float], None]
+
+
+class HasScenario(Protocol):
+    """Where the faults in force are read (the switch's scenario may be replaced)."""
+
+    @property
+    def scenario(self) -> Scenario: ...
 
 
 class EventSocket(Protocol):
@@ -104,7 +111,7 @@ class Sessions:
         timers: TimerQueue[TimerCallback],
         new_id: IdFactory,
         drop_calls: Callable[[Session], None],
-        faults: Callable[[], Faults],
+        switch: HasScenario,
         resume_grace: float,
         space_id: str,
         epoch: float,
@@ -112,7 +119,7 @@ class Sessions:
         self._timers = timers
         self._new_id = new_id
         self._drop_calls = drop_calls
-        self._faults = faults
+        self._switch = switch
         self.resume_grace = resume_grace
         self.epoch = epoch
         self.space_id = space_id
@@ -217,7 +224,7 @@ class Sessions:
         queue = self._queue
         if not queue:
             return
-        faults = self._faults()  # looked up once per step, not per event
+        faults = self._switch.scenario.faults  # looked up once per step, not per event
         batch = faults_.reorder(queue) if faults.reorder else queue.copy()
         queue.clear()  # the same list: every session appends to it
         delay = faults.delay_events
@@ -235,7 +242,7 @@ class Sessions:
     def _deliver_later(
         self, session: Session, event_type: str, params_json: str, timestamp: float, when: float
     ) -> None:
-        copies = faults_.copies(self._faults())  # the faults in force when it lands
+        copies = faults_.copies(self._switch.scenario.faults)  # in force when it lands
         self.deliver(session, event_type, params_json, timestamp, copies)
 
     def deliver(
