@@ -202,7 +202,13 @@ def reply_failure(message: Result | ErrorReply) -> tuple[tuple[int, str] | None,
     """``((code, message) or None when it succeeded, error data)`` for a reply."""
     if isinstance(message, ErrorReply):
         return (message.code, message.message), message.data
-    return result_failure(message.result), None
+    result = message.result
+    # Reason: every reply comes here; a result without a failing string code (the usual
+    # case) is told apart without a second call.
+    code = result.get("code") if isinstance(result, dict) else None
+    if not isinstance(code, str) or code in _SUCCESS_CODES:
+        return None, None
+    return result_failure(result), None
 
 
 def result_failure(result: Any) -> tuple[int, str] | None:
