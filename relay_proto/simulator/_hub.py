@@ -141,4 +141,4 @@ class Hub(Generic[C]):
         """Deliver the session's ``signalwire.authorization.state`` event (after connect)."""
         params = wire.dumps({"authorization_state": session.auth_state})
         copies = faults_.copies(self.faults)
-        self.sessions.deliver(session, "signalwire.authorization.state", params, now, copies)
+        self.sessions.deliver([(session, "signalwire.authorization.state", params, now)], copies)

@@ -19,7 +19,7 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Protocol
 
@@ -228,36 +228,28 @@ class Sessions:
         batch = faults_.reorder(queue) if faults.reorder else queue.copy()
         queue.clear()  # the same list: every session appends to it
         delay = faults.delay_events
-        copies = faults_.copies(faults)
-        deliver = self.deliver
-        for session, event_type, params_json, timestamp in batch:
-            if delay:
-                self._timers.schedule(
-                    timestamp + delay,
-                    partial(self._deliver_later, session, event_type, params_json, timestamp),
-                )
-            else:
-                deliver(session, event_type, params_json, timestamp, copies)
+        if not delay:
+            self.deliver(batch, faults_.copies(faults))
+            return
+        for item in batch:
+            self._timers.schedule(item[3] + delay, partial(self._deliver_later, item))
 
-    def _deliver_later(
-        self, session: Session, event_type: str, params_json: str, timestamp: float, when: float
-    ) -> None:
+    def _deliver_later(self, item: Queued, when: float) -> None:
         copies = faults_.copies(self._switch.scenario.faults)  # in force when it lands
-        self.deliver(session, event_type, params_json, timestamp, copies)
+        self.deliver((item,), copies)
 
-    def deliver(
-        self, session: Session, event_type: str, params_json: str, timestamp: float, copies: int
-    ) -> None:
-        """Frame one event ``copies`` times, each with a fresh id, and hand it over."""
-        stamp = timestamp + self.epoch
-        frame_of, space = session.framer.frame, self._space_piece
-        unacked = session.unacked if session.event_acks else None
-        connection = session.connection
-        new_id = self._new_id
-        for _ in range(copies):
-            event_id = new_id()
-            frame = frame_of(event_id, event_type, stamp, space, params_json)
-            if unacked is not None:
-                unacked[event_id] = frame
-            if connection is not None:
-                connection.push_event(frame)
+    def deliver(self, batch: Iterable[Queued], copies: int) -> None:
+        """Frame each event ``copies`` times, each with a fresh id, and hand it over (one
+        call per step, not per event)."""
+        epoch, space, new_id = self.epoch, self._space_piece, self._new_id
+        for session, event_type, params_json, timestamp in batch:
+            stamp = timestamp + epoch
+            unacked = session.unacked if session.event_acks else None
+            connection = session.connection
+            for _ in range(copies):
+                event_id = new_id()
+                frame = session.framer.frame(event_id, event_type, stamp, space, params_json)
+                if unacked is not None:
+                    unacked[event_id] = frame
+                if connection is not None:
+                    connection.push_event(frame)
