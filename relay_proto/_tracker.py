@@ -451,9 +451,7 @@ class CallTracker:
             call.max_duration = None
 
     def _drop_call(self, call_id: str) -> None:
-        call = self.calls.pop(call_id)
-        if call.max_duration is not None:
-            self._stop_max_duration(call)
+        self._stop_max_duration(self.calls.pop(call_id))
         if self._plays:  # usually empty: skip building the list
             for control_id in [c for c, (cid, _) in self._plays.items() if cid == call_id]:
                 del self._plays[control_id]
