@@ -202,7 +202,13 @@ def reply_failure(message: Result | ErrorReply) -> tuple[tuple[int, str] | None,
     """``((code, message) or None when it succeeded, error data)`` for a reply."""
     if isinstance(message, ErrorReply):
         return (message.code, message.message), message.data
-    return result_failure(message.result), None
+    result = message.result
+    # Reason: every reply comes here; a result without a failing string code (the usual
+    # case) is told apart without a second call.
+    code = result.get("code") if isinstance(result, dict) else None
+    if not isinstance(code, str) or code in _SUCCESS_CODES:
+        return None, None
+    return result_failure(result), None
 
 
 def result_failure(result: Any) -> tuple[int, str] | None:
@@ -256,22 +262,14 @@ def parse_ack(text: str | bytes) -> str | None:
     return event_id
 
 
-def encode_stamp(stamp: float) -> str:
-    """A timestamp as ``dumps`` would write it (reason: ``repr`` of a finite float is what
-    json writes, without the encoder's call overhead)."""
-    if type(stamp) is float and stamp - stamp == 0.0:
-        return repr(stamp)
-    return _encode_number(stamp)
-
-
 class EventFramer:
     """``signalwire.event`` frames of one session (channel and project fixed).
 
     Reason: encoding the whole envelope per event was the simulator's largest cost, so the
     envelope's fixed pieces are encoded once (per event type) and only the id, the stamp and
-    the already-encoded params are new per frame. The frame equals ``encode_request(id,
-    "signalwire.event", {"event_type", "event_channel", "timestamp", "project_id",
-    "space_id", "params"})``.
+    the already-encoded params are new per frame, joined in one call. The frame equals
+    ``encode_request(id, "signalwire.event", {"event_type", "event_channel", "timestamp",
+    "project_id", "space_id", "params"})``.
     """
 
     __slots__ = ("_channel", "_heads", "_project")
@@ -281,25 +279,30 @@ class EventFramer:
         self._heads: dict[str, str] = {}
         self._project = f',"project_id":{_encode_str(project_id)},"space_id":'
 
-    def body(self, event_type: str, stamp: float, space_id: str, params_json: str) -> str:
-        """Everything after the frame's id; ``space_id`` comes from ``space_piece``."""
+    def frame(
+        self, event_id: str, event_type: str, stamp: float, space_id: str, params_json: str
+    ) -> str:
+        """One event frame; ``space_id`` comes from ``space_piece``."""
         head = self._heads.get(event_type)
         if head is None:
             head = self._heads[event_type] = (
                 f',"method":"signalwire.event","params":{{"event_type":{_encode_str(event_type)}'
                 f',"event_channel":{self._channel},"timestamp":'
             )
-        return f"{head}{encode_stamp(stamp)}{self._project}{space_id}{params_json}}}}}"
+        # json writes a finite float as its repr (reason: no encoder call); anything else (an
+        # int stamp, or the ValueError for NaN/infinity) takes the encoder's path.
+        number = (
+            repr(stamp) if type(stamp) is float and stamp - stamp == 0.0 else _encode_number(stamp)
+        )
+        return (
+            f'{{"jsonrpc":"2.0","id":{_encode_str(event_id)}{head}{number}'
+            f"{self._project}{space_id}{params_json}}}}}"
+        )
 
 
 def space_piece(space_id: str) -> str:
-    """The encoded ``space_id`` piece that ``EventFramer.body`` takes."""
+    """The encoded ``space_id`` piece that ``EventFramer.frame`` takes."""
     return f'{_encode_str(space_id)},"params":'
-
-
-def event_frame(event_id: str, body: str) -> str:
-    """One event frame from its id and an ``EventFramer.body``."""
-    return f'{{"jsonrpc":"2.0","id":{_encode_str(event_id)}{body}'
 
 
 class LegJSON(NamedTuple):
@@ -309,9 +312,6 @@ class LegJSON(NamedTuple):
     head: str
     tail: str
     device: str
-
-
-_STATE_JSON: dict[str, str] = {}
 
 
 def leg_json(
@@ -327,12 +327,14 @@ def leg_json(
     )
 
 
-def leg_state_params(leg: LegJSON, state: str, end_reason: str | None, context: str | None) -> str:
+def leg_state_params(
+    leg: LegJSON, state_json: str, end_reason: str | None, context: str | None
+) -> str:
     """``{call_id, node_id, tag, call_state, direction, segment_id, device[, end_reason]
-    [, context]}``."""
-    state_json = _STATE_JSON.get(state)
-    if state_json is None:
-        state_json = _STATE_JSON[state] = _encode_str(state)
+    [, context]}``; ``state_json`` is the state already encoded (``encode_string``, once per
+    state)."""
+    if end_reason is None and context is None:
+        return f"{leg.head}{state_json}{leg.tail}}}"
     extra = ""
     if end_reason is not None:
         extra = f',"end_reason":{_encode_str(end_reason)}'

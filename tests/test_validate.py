@@ -180,3 +180,22 @@ def test_numbers_are_bounded_on_both_sides() -> None:
     for bad_contexts in (("a",), [""], "a"):
         with pytest.raises(LocalProtocolError, match="contexts"):
             validate.check_contexts(bad_contexts)
+
+
+def test_the_cache_of_valid_numbers_is_bounded_and_changes_no_verdict() -> None:
+    """Numbers that passed the E.164 rule are remembered (a set lookup next time); the set
+    is emptied when full, and a number is judged the same whether remembered or not."""
+    for index in range(validate._E164_SEEN_MAX + 10):
+        number = f"+1{index:010d}"
+        for _ in range(2):  # first by the rule, then from the cache
+            validate.devices_plan([[{"type": "phone", "params": _numbers(number)}]])
+        assert len(validate._E164_SEEN) <= validate._E164_SEEN_MAX
+    for bad in ("+0123", "+1", "15550000001", "+1555000000000000"):
+        for _ in range(2):
+            with pytest.raises(LocalProtocolError, match="to_number"):
+                validate.check_dial({"tag": "t", "devices": [[_phone(to_number=bad)]]})
+        assert bad not in validate._E164_SEEN
+
+
+def _numbers(number: str) -> dict[str, str]:
+    return {"to_number": number, "from_number": "+15550000001"}

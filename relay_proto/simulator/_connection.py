@@ -114,10 +114,19 @@ class ServerConnection:
         """Handle one client frame. Raises ``RemoteProtocolError`` on garbage; stays usable."""
         if self._state is ConnectionState.CLOSED:
             return
+        # The most frequent client frame, an event's ack (``parse_ack``): an un-acked event
+        # of this session is dropped from ``unacked``, just as ``parse`` + ``_on_reply``
+        # would (and, emitting nothing, needs no flush); anything else (this socket's own
+        # requests first) takes the full path.
         event_id = wire.parse_ack(text)
-        if event_id is not None and self._ack(event_id):
-            self._hub.flush()
-            return
+        if event_id is not None:
+            session = self._session
+            if (
+                session is not None
+                and event_id not in self._pending
+                and session.unacked.pop(event_id, None) is not None
+            ):
+                return
         try:
             message = wire.parse(text)
         except RemoteProtocolError as exc:
@@ -128,16 +137,6 @@ class ServerConnection:
         else:
             self._on_reply(message.id, isinstance(message, ErrorReply), now)
         self._hub.flush()
-
-    def _ack(self, event_id: str) -> bool:
-        """The fast path for the most frequent client frame, an event's ack (``parse_ack``).
-
-        True when ``event_id`` was an un-acked event of this session, now acked, which is
-        what ``parse`` + ``_on_reply`` would make of it; False leaves the frame to the full
-        path (which also owns this socket's own requests, matched first).
-        """
-        session = self._session
-        return session is not None and event_id not in self._pending and session.take_ack(event_id)
 
     def connection_lost(self, now: float) -> None:
         """The socket is gone. The session waits ``resume_grace`` seconds for a resume."""
@@ -235,7 +234,7 @@ class ServerConnection:
             self._hub.mark_ready(self)
         outbox.append(frame)
         self._frames += 1
-        limit = self._hub.faults.drop_after_frames
+        limit = self._hub.switch.scenario.faults.drop_after_frames  # every frame: no property
         if limit is not None and self._frames >= limit and self._hub.fire("drop"):
             self._set_state(ConnectionState.CLOSED)
 

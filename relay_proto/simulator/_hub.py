@@ -16,7 +16,7 @@ Invariants:
 from __future__ import annotations
 
 import hmac
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Generic, TypeVar
 
 from .. import _validate as validate
@@ -72,11 +72,16 @@ class Hub(Generic[C]):
             timers=self.timers,
             new_id=new_id,
             drop_calls=self.switch.drop_session,
-            faults=lambda: self.switch.scenario.faults,
+            switch=self.switch,
             resume_grace=resume_grace,
             space_id=space_id,
             epoch=epoch,
         )
+        #: End of a step: deliver the events it caused (``Sessions.flush`` itself, reason:
+        #: it runs after every frame a socket reads, so no forwarding layer).
+        self.flush: Callable[[], None] = self.sessions.flush
+        #: Handle one ``calling.*`` request (``Switch.command`` itself: no forwarding layer).
+        self.command: Callable[[Session, str, JSONObject, float], JSONObject] = self.switch.command
         self.connections: dict[C, None] = {}
         self._ready: dict[C, None] = {}
         self._one_shots = faults_.OneShots()
@@ -142,11 +147,4 @@ class Hub(Generic[C]):
         """Deliver the session's ``signalwire.authorization.state`` event (after connect)."""
         params = wire.dumps({"authorization_state": session.auth_state})
         copies = faults_.copies(self.faults)
-        self.sessions.deliver(session, "signalwire.authorization.state", params, now, copies)
-
-    def command(self, session: Session, method: str, params: JSONObject, now: float) -> JSONObject:
-        return self.switch.command(session, method, params, now)
-
-    def flush(self) -> None:
-        """End of a step: deliver the events it caused."""
-        self.sessions.flush()
+        self.sessions.deliver([(session, "signalwire.authorization.state", params, now)], copies)

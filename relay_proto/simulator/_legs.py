@@ -17,6 +17,9 @@ from .._events import CallState, PlayState
 from .._timers import Timer
 from .._wire import JSONObject
 
+#: ``"answered"`` as JSON text, for the winner of a dial event (encoded once).
+_ANSWERED_JSON = wire.encode_string(CallState.ANSWERED.value)
+
 __all__ = ["Dial", "EventSink", "Leg", "LiveCall", "Play", "RpcError", "TimerCallback"]
 
 #: What the simulator's timers carry: called with the timer's own deadline.
@@ -132,14 +135,10 @@ class Leg:
         self.plays: dict[str, Play] = {}
         self.json = wire.leg_json(call_id, node_id, tag, direction, device, segment_id)
 
-    def state_params(self) -> str:
-        """This leg's state event params, as JSON text."""
-        return wire.leg_state_params(self.json, self.state.value, self.end_reason, self.context)
-
     def winner_params(self) -> str:
         """This leg as the ``call`` of an ``answered`` dial event (it may be sent before the
         leg's own ``answered`` state event: the ``dial_event_first`` fault)."""
-        return wire.leg_state_params(self.json, CallState.ANSWERED.value, None, self.context)
+        return wire.leg_state_params(self.json, _ANSWERED_JSON, None, self.context)
 
     def snapshot(self) -> LiveCall:
         return LiveCall(

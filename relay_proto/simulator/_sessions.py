@@ -19,7 +19,7 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Protocol
 
@@ -28,13 +28,20 @@ from .._ids import IdFactory
 from .._timers import Timer, TimerQueue
 from .._wire import JSONObject
 from . import _faults as faults_
-from ._scenario import Faults
+from ._scenario import Scenario
 
 __all__ = ["EventSocket", "Session", "Sessions"]
 
 #: An event emitted during a step, not yet framed: (session, event_type, params_json, when).
 Queued = tuple["Session", str, str, float]
 TimerCallback = Callable[[float], None]
+
+
+class HasScenario(Protocol):
+    """Where the faults in force are read (the switch's scenario may be replaced)."""
+
+    @property
+    def scenario(self) -> Scenario: ...
 
 
 class EventSocket(Protocol):
@@ -90,12 +97,6 @@ class Session:
     def emit(self, event_type: str, params_json: str, timestamp: float) -> None:
         self._queue.append((self, event_type, params_json, timestamp))
 
-    def deliver(self, event_id: str, frame: str) -> None:
-        if self.event_acks:
-            self.unacked[event_id] = frame
-        if self.connection is not None:
-            self.connection.push_event(frame)
-
     def take_ack(self, event_id: str) -> bool:
         """Forget an acked event; False when ``event_id`` is not one waiting for its ack."""
         return self.unacked.pop(event_id, None) is not None
@@ -110,7 +111,7 @@ class Sessions:
         timers: TimerQueue[TimerCallback],
         new_id: IdFactory,
         drop_calls: Callable[[Session], None],
-        faults: Callable[[], Faults],
+        switch: HasScenario,
         resume_grace: float,
         space_id: str,
         epoch: float,
@@ -118,7 +119,7 @@ class Sessions:
         self._timers = timers
         self._new_id = new_id
         self._drop_calls = drop_calls
-        self._faults = faults
+        self._switch = switch
         self.resume_grace = resume_grace
         self.epoch = epoch
         self.space_id = space_id
@@ -220,34 +221,32 @@ class Sessions:
         queue = self._queue
         if not queue:
             return
-        faults = self._faults()  # looked up once per step, not per event
+        faults = self._switch.scenario.faults  # looked up once per step, not per event
         batch = faults_.reorder(queue) if faults.reorder else queue.copy()
         queue.clear()  # the same list: every session appends to it
         delay = faults.delay_events
-        copies = faults_.copies(faults)
-        deliver = self.deliver
+        if not delay:
+            self.deliver(batch, faults_.copies(faults))
+            return
+        for item in batch:
+            self._timers.schedule(item[3] + delay, partial(self._deliver_later, item))
+
+    def _deliver_later(self, item: Queued, when: float) -> None:
+        copies = faults_.copies(self._switch.scenario.faults)  # in force when it lands
+        self.deliver((item,), copies)
+
+    def deliver(self, batch: Iterable[Queued], copies: int) -> None:
+        """Frame each event ``copies`` times, each with a fresh id, and hand it over (one
+        call per step, not per event)."""
+        epoch, space, new_id = self.epoch, self._space_piece, self._new_id
         for session, event_type, params_json, timestamp in batch:
-            if delay:
-                self._timers.schedule(
-                    timestamp + delay,
-                    partial(self._deliver_later, session, event_type, params_json, timestamp),
-                )
-            else:
-                deliver(session, event_type, params_json, timestamp, copies)
-
-    def _deliver_later(
-        self, session: Session, event_type: str, params_json: str, timestamp: float, when: float
-    ) -> None:
-        copies = faults_.copies(self._faults())  # the faults in force when it lands
-        self.deliver(session, event_type, params_json, timestamp, copies)
-
-    def deliver(
-        self, session: Session, event_type: str, params_json: str, timestamp: float, copies: int
-    ) -> None:
-        """Frame one event ``copies`` times, each with a fresh id, and hand it over."""
-        stamp = timestamp + self.epoch
-        body = session.framer.body(event_type, stamp, self._space_piece, params_json)
-        new_id = self._new_id
-        for _ in range(copies):
-            event_id = new_id()
-            session.deliver(event_id, wire.event_frame(event_id, body))
+            stamp = timestamp + epoch
+            unacked = session.unacked if session.event_acks else None
+            connection = session.connection
+            for _ in range(copies):
+                event_id = new_id()
+                frame = session.framer.frame(event_id, event_type, stamp, space, params_json)
+                if unacked is not None:
+                    unacked[event_id] = frame
+                if connection is not None:
+                    connection.push_event(frame)

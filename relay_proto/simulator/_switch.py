@@ -61,6 +61,8 @@ _TRANSITIONS: dict[CallState, frozenset[CallState]] = {
 _PLAYABLE = frozenset({"tts", "audio", "ringtone", "silence"})
 #: The nodes calls are spread over when no ``node_id`` is fixed (a real space has many).
 _NODES = tuple(f"sim-node-{n}@local" for n in range(1, 5))
+#: Each call state as JSON text, by ``rank`` (encoded once, not per event).
+_STATE_JSON = tuple(wire.encode_string(s.value) for s in sorted(CallState, key=lambda s: s.rank))
 
 
 class Switch:
@@ -144,7 +146,7 @@ class Switch:
         )
         call.hangup_after = hangup_after
         self._register(call)
-        sink.emit("calling.call.receive", call.state_params(), now)
+        self._publish(call, now, "calling.call.receive")
         when = now + self.scenario.inbound_ring_timeout
         call.timer = self._timers.schedule(when, partial(self._timed_end, call, "noAnswer", False))
         return call.call_id
@@ -409,8 +411,11 @@ class Switch:
             call.end_reason = reason
         self._publish(call, now)
 
-    def _publish(self, call: Leg, now: float) -> None:
-        call.sink.emit("calling.call.state", call.state_params(), now)
+    def _publish(self, call: Leg, now: float, event_type: str = "calling.call.state") -> None:
+        params = wire.leg_state_params(
+            call.json, _STATE_JSON[call.state.rank], call.end_reason, call.context
+        )
+        call.sink.emit(event_type, params, now)
 
     def _emit_dial(
         self,
