@@ -19,7 +19,7 @@ from typing import Any
 from ._errors import RemoteProtocolError
 from ._events import CallInfo, CallState, DialFailed, DialFailureCause, Leg
 from ._state import DialStatus
-from ._timers import Timer
+from ._timers import TimerHandle
 from ._wire import JSONObject
 
 # ---------------------------------------------------------------------------- intents
@@ -68,7 +68,7 @@ class TrackedCall:
     state: CallState
     context: str | None
     raw: JSONObject
-    max_duration: Timer[TimerKey] | None = None
+    max_duration: TimerHandle | None = None
 
     def info(self) -> CallInfo:
         return CallInfo(
@@ -109,7 +109,7 @@ class DialRecord:
     max_duration: int | None
     status: DialStatus = DialStatus.PENDING
     #: The dial deadline while pending, then the tombstone's expiry.
-    timer: Timer[TimerKey] | None = None
+    timer: TimerHandle | None = None
     winner: str | None = None
     legs: dict[str, LegRecord] = field(default_factory=dict)
 

@@ -160,7 +160,7 @@ class CallTracker:
                 continue
             del self.dials[tag]
             assert record.timer is not None
-            record.timer.cancel()
+            self._timers.cancel(record.timer)
             pending = record.status is DialStatus.PENDING
             if record.status is not DialStatus.DEAD:
                 record.status = next_dial_status(record.status, DialInput.KILL)
@@ -397,8 +397,8 @@ class CallTracker:
     # ------------------------------------------------------------------ timers
 
     def handle_timer(self, now: float, events: list[Event], intents: list[Intent]) -> None:
-        while (timer := self._timers.pop_due(now)) is not None:
-            payload = timer.payload
+        while (due := self._timers.pop_due(now)) is not None:
+            payload = due[1]
             if isinstance(payload, str):  # a dial's deadline while pending, else its tombstone
                 record = self.dials[payload]
                 if record.status is DialStatus.PENDING:
@@ -433,7 +433,7 @@ class CallTracker:
     def _retire(self, record: DialRecord, now: float) -> None:
         """Stop the dial's deadline and start the grace period after which the tag goes."""
         assert record.timer is not None
-        record.timer.cancel()
+        self._timers.cancel(record.timer)
         record.timer = self._timers.schedule(now + self._grace, record.tag)
 
     def _kill(self, record: DialRecord, now: float, intents: list[Intent]) -> None:
@@ -447,7 +447,7 @@ class CallTracker:
 
     def _stop_max_duration(self, call: TrackedCall) -> None:
         if call.max_duration is not None:
-            call.max_duration.cancel()
+            self._timers.cancel(call.max_duration)
             call.max_duration = None
 
     def _drop_call(self, call_id: str) -> None:

@@ -38,29 +38,38 @@ def test_timers_fire_in_order_and_skip_cancelled() -> None:
     b = queue.schedule(2.0, "b")
     queue.schedule(1.0, "a")
     queue.schedule(2.0, "c")
-    assert repr(b) == "<Timer at 2 'b'>"
-    b.cancel()
-    b.cancel()  # twice counts once
-    assert "cancelled" in repr(b)
+    queue.cancel(b)
+    queue.cancel(b)  # twice counts once
     assert len(queue) == 2
     assert queue.next_deadline() == 1.0
     assert queue.pop_due(0.5) is None
     fired = []
-    while (timer := queue.pop_due(10.0)) is not None:
-        fired.append(timer.payload)
-        timer.cancel()  # already fired: a no-op
-    assert fired == ["a", "c"]
+    while (due := queue.pop_due(10.0)) is not None:
+        fired.append(due)
+    assert fired == [(1.0, "a"), (2.0, "c")]
+    assert len(queue) == 0
+
+
+def test_cancelling_a_fired_timer_is_a_no_op() -> None:
+    queue: TimerQueue[str] = TimerQueue()
+    handle = queue.schedule(1.0, "a")
+    later = queue.schedule(5.0, "b")
+    assert queue.pop_due(1.0) == (1.0, "a")
+    queue.cancel(handle)
+    assert len(queue) == 1
+    assert queue.pop_due(9.0) == (5.0, "b")
+    queue.cancel(later)
     assert len(queue) == 0
 
 
 def test_cancelled_timers_are_compacted() -> None:
     queue: TimerQueue[int] = TimerQueue()
-    keep = queue.schedule(1e9, -1)
+    queue.schedule(1e9, -1)
     for index in range(1000):
-        queue.schedule(float(index), index).cancel()
+        queue.cancel(queue.schedule(float(index), index))
     assert len(queue) == 1
     assert len(queue._heap) < 200
-    assert queue.pop_due(2e9) is keep
+    assert queue.pop_due(2e9) == (1e9, -1)
 
 
 @given(st.lists(st.tuples(st.floats(0, 100), st.booleans()), max_size=60))
@@ -68,13 +77,13 @@ def test_timer_queue_matches_a_sorted_list(entries: list[tuple[float, bool]]) ->
     queue: TimerQueue[int] = TimerQueue()
     expected = []
     for index, (when, cancel) in enumerate(entries):
-        timer = queue.schedule(when, index)
+        handle = queue.schedule(when, index)
         if cancel:
-            timer.cancel()
+            queue.cancel(handle)
         else:
             expected.append((when, index))
     expected.sort()
     got = []
     while (due := queue.pop_due(100.0)) is not None:
-        got.append((due.when, due.payload))
+        got.append(due)
     assert got == expected

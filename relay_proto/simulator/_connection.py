@@ -32,10 +32,10 @@ from functools import partial
 from .. import _validate as validate
 from .. import _wire as wire
 from .._errors import LocalProtocolError, RemoteProtocolError
-from .._timers import Timer
+from .._timers import TimerHandle
 from .._wire import ErrorReply, JSONObject, Request
 from ._hub import Hub
-from ._legs import RpcError, TimerCallback
+from ._legs import RpcError
 from ._sessions import Session
 
 __all__ = ["GARBAGE_FRAME", "ConnectionState", "ServerConnection"]
@@ -84,7 +84,7 @@ class ServerConnection:
         self._lost = False
         #: The server's own ping cycle: the next ping's timer, or the outstanding ping's
         #: deadline (``_ping_id`` set) after which this socket is closed.
-        self._ping_timer: Timer[TimerCallback] | None = None
+        self._ping_timer: TimerHandle | None = None
         self._ping_id: str | None = None
         self.opened_at = now
         #: Protocol violations by the peer that were tolerated (for test assertions).
@@ -193,7 +193,7 @@ class ServerConnection:
     def _stop_pinging(self) -> None:
         self._ping_id = None
         if self._ping_timer is not None:
-            self._ping_timer.cancel()
+            self._hub.timers.cancel(self._ping_timer)
             self._ping_timer = None
 
     # ---- what the session asks of its socket (``_sessions.EventSocket``) -------------

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from .. import _wire as wire
 from .._events import CallState, PlayState
-from .._timers import Timer
+from .._timers import TimerHandle
 from .._wire import JSONObject
 
 #: ``"answered"`` as JSON text, for the winner of a dial event (encoded once).
@@ -129,7 +129,7 @@ class Leg:
         self.context = context
         self.end_reason: str | None = None
         self.dial: Dial | None = None
-        self.timer: Timer[TimerCallback] | None = None
+        self.timer: TimerHandle | None = None
         self.hangup_after: float | None = None
         self.max_duration: float | None = None
         self.plays: dict[str, Play] = {}
@@ -153,11 +153,6 @@ class Leg:
             context=self.context,
         )
 
-    def cancel_timer(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-
 
 class Play:
     __slots__ = ("call", "control_id", "remaining", "started", "state", "timer")
@@ -168,4 +163,4 @@ class Play:
         self.remaining = seconds
         self.started = now
         self.state = PlayState.PLAYING
-        self.timer: Timer[TimerCallback] | None = None
+        self.timer: TimerHandle | None = None

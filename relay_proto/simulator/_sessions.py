@@ -25,7 +25,7 @@ from typing import Protocol
 
 from .. import _wire as wire
 from .._ids import IdFactory
-from .._timers import Timer, TimerQueue
+from .._timers import TimerHandle, TimerQueue
 from .._wire import JSONObject
 from . import _faults as faults_
 from ._scenario import Scenario
@@ -90,7 +90,7 @@ class Session:
         #: Frames of events not acked yet, by event id, oldest first.
         self.unacked: dict[str, str] = {}
         self.lost_at: float | None = None
-        self.expiry: Timer[TimerCallback] | None = None
+        self.expiry: TimerHandle | None = None
         self.resumable = True
         self.framer = wire.EventFramer(self.protocol, project)
 
@@ -170,7 +170,7 @@ class Sessions:
             if previous is not None and not previous.closed:  # a second socket takes over
                 previous.take_over()
             if old.expiry is not None:
-                old.expiry.cancel()
+                self._timers.cancel(old.expiry)
                 old.expiry = None
             old.lost_at = None
             old.connection = socket
@@ -208,7 +208,7 @@ class Sessions:
 
     def _expire(self, session: Session) -> None:
         if session.expiry is not None:
-            session.expiry.cancel()
+            self._timers.cancel(session.expiry)
             session.expiry = None
         del self._by_protocol[session.protocol]
         self.subscribe(session, list(session.contexts), add=False)

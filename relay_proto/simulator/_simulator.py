@@ -173,8 +173,9 @@ class Simulator:
     def handle_timer(self, now: float) -> None:
         hub = self._hub
         timers = hub.timers
-        while (timer := timers.pop_due(now)) is not None:
-            timer.payload(timer.when)
+        while (due := timers.pop_due(now)) is not None:
+            when, callback = due
+            callback(when)
             hub.flush()
 
     # ---- queries and injections ------------------------------------------------------

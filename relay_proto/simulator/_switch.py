@@ -154,10 +154,9 @@ class Switch:
     def drop_session(self, sink: EventSink) -> None:
         """The session expired: end its calls and dials silently (nobody is listening)."""
         for call in [c for c in self._live.values() if c.sink is sink]:
-            call.cancel_timer()
+            self._stop_timer(call)
             for play in call.plays.values():
-                if play.timer is not None:
-                    play.timer.cancel()
+                self._stop_timer(play)
             call.plays.clear()
             call.end_reason = "hangup" if call.state is CallState.ANSWERED else "cancel"
             call.state = CallState.ENDED
@@ -268,7 +267,7 @@ class Switch:
         self, call: Leg, reason: str, now: float, *, ending: bool, source: str = "endpoint"
     ) -> None:
         """End ``call``; ``source`` says who ended it (``client``: a ``calling.end``)."""
-        call.cancel_timer()
+        self._stop_timer(call)
         for play in list(call.plays.values()):
             self._finish_play(play, PlayState.ERROR, now)
         if ending:
@@ -302,7 +301,7 @@ class Switch:
             return {"code": _OK, "message": "Already answered"}
         if call.direction != "inbound":
             return {"code": "400", "message": "only an inbound call can be answered"}
-        call.cancel_timer()
+        self._stop_timer(call)
         self._move(call, CallState.ANSWERED, now)
         self._arm_answered(call, now)
         return {"code": _OK, "message": "Answered"}
@@ -338,6 +337,12 @@ class Switch:
         duration = params.get("duration")
         return scenario.play_default_seconds if duration is None else float(duration)
 
+    def _stop_timer(self, holder: Leg | Play) -> None:
+        """Cancel the one pending timer of a leg or a play, if any."""
+        if holder.timer is not None:
+            self._timers.cancel(holder.timer)
+            holder.timer = None
+
     def _arm_play(self, play: Play, now: float) -> None:
         play.started = now
         if math.isfinite(play.remaining):
@@ -348,9 +353,7 @@ class Switch:
         self._finish_play(play, PlayState.FINISHED, when)
 
     def _finish_play(self, play: Play, state: PlayState, now: float) -> None:
-        if play.timer is not None:
-            play.timer.cancel()
-            play.timer = None
+        self._stop_timer(play)
         del play.call.plays[play.control_id]
         play.state = state
         self._emit_play(play, now)
@@ -370,9 +373,7 @@ class Switch:
         if play is None:
             return {"code": "404", "message": "Play not found"}
         if play.state is PlayState.PLAYING:
-            if play.timer is not None:
-                play.timer.cancel()
-                play.timer = None
+            self._stop_timer(play)
             play.remaining -= now - play.started
             play.state = PlayState.PAUSED
             self._emit_play(play, now)
