@@ -326,44 +326,43 @@ class ClientConnection:
         message = wire.parse(text)
         events: list[Event] = []
         if isinstance(message, wire.Request):
-            if message.method == "signalwire.event":  # nine frames in ten: inlined to the handler
-                if message.id is not None:
-                    self._outbox.append(wire.encode_ack(message.id))
-                self._on_event(message.params, now, events)
-            else:
+            if message.method != "signalwire.event":
                 reply, disconnect = self._session.answer(message)
                 if reply is not None:
                     self._outbox.append(reply)
                 if disconnect is not None:
                     events.append(disconnect)
+                return events
+            # Nine frames in ten: acked, then straight to the tracker's handler (no layer).
+            if message.id is not None:
+                self._outbox.append(wire.encode_ack(message.id))
+            envelope = message.params
+            if type(envelope) is not dict:
+                return events
+            event_type = envelope.get("event_type")
+            inner = envelope.get("params")
+            if type(event_type) is not str or type(inner) is not dict:
+                raise RemoteProtocolError(
+                    "signalwire.event without a string event_type and params object"
+                )
+            timestamp = envelope.get("timestamp")
+            if type(timestamp) is not float:  # the usual case needs no conversion
+                timestamp = wire.timestamp(timestamp)
+            handler = self._tracker.handlers.get(event_type)
+            if handler is None:
+                unhandled = self._session.other_event(event_type, inner, timestamp)
+                if unhandled is not None:
+                    events.append(unhandled)
+                return events
+            intents: list[Intent] = []
+            handler(inner, timestamp, now, events, intents)
+            if intents:
+                self._apply(intents, events)
         elif message.id is None:
             raise RemoteProtocolError(f"error reply without an id: {message.message!r}")
         else:
             self._on_reply(message, now, events)
         return events
-
-    def _on_event(self, envelope: Any, now: float, events: list[Event]) -> None:
-        if type(envelope) is not dict:
-            return
-        event_type = envelope.get("event_type")
-        inner = envelope.get("params")
-        if type(event_type) is not str or type(inner) is not dict:
-            raise RemoteProtocolError(
-                "signalwire.event without a string event_type and params object"
-            )
-        timestamp = envelope.get("timestamp")
-        if type(timestamp) is not float:  # the usual case needs no conversion
-            timestamp = wire.timestamp(timestamp)
-        handler = self._tracker.handlers.get(event_type)
-        if handler is None:
-            unhandled = self._session.other_event(event_type, inner, timestamp)
-            if unhandled is not None:
-                events.append(unhandled)
-            return
-        intents: list[Intent] = []
-        handler(inner, timestamp, now, events, intents)
-        if intents:
-            self._apply(intents, events)
 
     # ------------------------------------------------------------------ internals: requests
 

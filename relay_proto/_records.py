@@ -50,9 +50,11 @@ Intent = EndLeg | Withdraw
 
 # ---------------------------------------------------------------------------- records
 
-#: A timer's payload: (kind, key) with kind "dial" / "tombstone" (key: tag) or
-#: "max_duration" (key: call_id).
-TimerKey = tuple[str, str]
+#: A timer's payload: a dial's tag (its deadline while the dial is pending, then its
+#: tombstone: ``DialRecord.timer``), or ``("max_duration", call_id)``. The tag alone, not a
+#: (kind, tag) pair: every dial has these timers, and a tuple each is an object per dial
+#: held for the tombstone grace.
+TimerKey = str | tuple[str, str]
 _NO_DEVICE: JSONObject = {}
 
 
@@ -182,4 +184,22 @@ def call_state(where: str, raw_state: str) -> CallState:
     state = CALL_STATES.get(raw_state)
     if state is None:
         raise RemoteProtocolError(f"{where}: unknown call_state {raw_state!r}")
+    return state
+
+
+def read_call_state(params: Mapping[str, Any]) -> CallState:
+    """The state of a ``calling.call.state`` whose ``call_id`` and ``node_id`` are checked.
+
+    The hottest reader of the client: plain type checks and the table lookup first, the
+    precise error only when they fail.
+    """
+    call_id = params.get("call_id")
+    node_id = params.get("node_id")
+    raw_state = params.get("call_state")
+    state = CALL_STATES.get(raw_state) if type(raw_state) is str else None
+    if not (type(call_id) is str and call_id and type(node_id) is str and node_id and state):
+        where, names = "calling.call.state", ("call_id", "node_id", "call_state")
+        if isinstance(raw_state, str) and all(opt_str(params, name) for name in names[:2]):
+            raise RemoteProtocolError(f"{where}: unknown call_state {raw_state!r}")
+        raise malformed(params, where, names)
     return state

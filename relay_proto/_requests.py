@@ -141,13 +141,6 @@ class RequestTable:
         )
         self._queued.clear()
 
-    def take(self, request_id: str) -> PendingRequest | None:
-        """``finish`` a pending request and return it; None (and no change) if not pending."""
-        request = self._pending.pop(request_id, None)
-        if request is not None:
-            self._remember(request_id)
-        return request
-
     def finish(self, request_id: str) -> None:
         """Forget a request (answered, given up on); a late reply to it will be dropped."""
         self._pending.pop(request_id, None)
@@ -175,9 +168,12 @@ class RequestTable:
             self.withdraw(request_id)
 
     def take_reply(self, request_id: str) -> PendingRequest | None:
-        """``take`` the request a reply answers; None for a late reply to a finished one."""
-        request = self.take(request_id)
-        if request is None and request_id not in self._recent:
+        """Finish the request a reply answers and return it; None for a late reply to a
+        finished one (a reply to an id never made raises)."""
+        request = self._pending.pop(request_id, None)
+        if request is not None:
+            self._remember(request_id)
+        elif request_id not in self._recent:
             raise RemoteProtocolError(f"reply to a request that was never made: id {request_id!r}")
         return request
 

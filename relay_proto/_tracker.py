@@ -56,6 +56,7 @@ from ._records import (
     device_of,
     malformed,
     opt_str,
+    read_call_state,
     str_field,
 )
 from ._state import (
@@ -86,6 +87,9 @@ class CallTracker:
         self._plays: dict[str, tuple[str, PlayState | None]] = {}
         self._finished: OrderedDict[str, None] = OrderedDict()
         self._timers: TimerQueue[TimerKey] = TimerQueue()
+        #: The earliest live deadline, or None (the queue's own method: asked after every
+        #: batch of reads).
+        self.next_deadline: Callable[[], float | None] = self._timers.next_deadline
         #: The calling events this tracker handles, by ``event_type`` (one dict lookup
         #: instead of a chain of comparisons on every event).
         self.handlers: dict[str, EventHandler] = {
@@ -104,7 +108,7 @@ class CallTracker:
         self, tag: str, request_id: str, deadline: float, max_duration: int | None
     ) -> None:
         record = DialRecord(tag, request_id, max_duration)
-        record.timer = self._timers.schedule(deadline, ("dial", tag))
+        record.timer = self._timers.schedule(deadline, tag)
         self.dials[tag] = record
 
     def cancel_dial(self, tag: str, now: float, intents: list[Intent]) -> bool:
@@ -182,33 +186,32 @@ class CallTracker:
         events: list[Event],
         intents: list[Intent],
     ) -> None:
-        # The hottest path of the client: plain type checks first, precise errors after.
-        call_id = inner.get("call_id")
-        node_id = inner.get("node_id")
-        raw_state = inner.get("call_state")
-        if not (
-            type(call_id) is str
-            and call_id
-            and type(node_id) is str
-            and node_id
-            and type(raw_state) is str
-        ):
-            raise malformed(inner, "calling.call.state", ("call_id", "node_id", "call_state"))
-        state = call_state("calling.call.state", raw_state)
+        state = read_call_state(inner)  # checks the ids too: plain values from here on
+        call_id, node_id = inner["call_id"], inner["node_id"]
         tag = inner.get("tag")
         if type(tag) is not str:
             tag = None
         end = inner.get("end_reason")
         end_text = end if type(end) is str else None
+        previous: CallState | None = None
+        moved = False
         record = None if tag is None else self.dials.get(tag)
-        previous, moved = None, False
         if record is not None:
-            previous, moved = self._move_leg(record, call_id, node_id, state, end_text, inner)
+            leg = record.legs.get(call_id)
+            if leg is None:
+                leg = record.legs[call_id] = LegRecord(call_id, node_id, device_of(inner), state)
+                moved = True
+            elif state.rank > leg.state.rank:  # ``_state.advances``, inlined
+                previous, leg.state, moved = leg.state, state, True
+            if moved and end_text is not None:
+                leg.end_reason = end_text
             if record.status is not DialStatus.PENDING:  # a ringing leg of a pending dial: skip
                 self._end_legs(record, intents, call_id)
         call = self.calls.get(call_id)
         if call is not None:
-            previous, moved = self._move_call(call, state)
+            previous, moved = call.state, state.rank > call.state.rank
+            if moved:
+                self._move_call(call, state)
         elif record is None:
             return  # a call this session does not know: acknowledged and ignored
         if moved:
@@ -225,39 +228,13 @@ class CallTracker:
                 )
             )
 
-    def _move_call(self, call: TrackedCall, state: CallState) -> tuple[CallState | None, bool]:
-        """Move a call of the session forward: ``(previous state, whether it moved)``."""
-        previous = call.state
-        if not advances(previous, state):
-            return None, False
+    def _move_call(self, call: TrackedCall, state: CallState) -> None:
+        """Move a call of the session forward (``state`` advances it)."""
         call.state = state
-        if state.rank >= _ENDING.rank:
+        if state.rank >= _ENDING.rank and call.max_duration is not None:
             self._stop_max_duration(call)
         if state is CallState.ENDED:
             self._drop_call(call.call_id)
-        return previous, True
-
-    def _move_leg(
-        self,
-        record: DialRecord,
-        call_id: str,
-        node_id: str,
-        state: CallState,
-        end_text: str | None,
-        inner: JSONObject,
-    ) -> tuple[CallState | None, bool]:
-        """Record a leg's reported state: ``(previous state, whether it moved)``."""
-        leg = record.legs.get(call_id)
-        previous: CallState | None = None
-        if leg is None:
-            leg = record.legs[call_id] = LegRecord(call_id, node_id, device_of(inner), state)
-        elif advances(leg.state, state):
-            previous, leg.state = leg.state, state
-        else:
-            return None, False
-        if end_text is not None:
-            leg.end_reason = end_text
-        return previous, True
 
     def _on_dial_event(
         self,
@@ -419,19 +396,18 @@ class CallTracker:
 
     # ------------------------------------------------------------------ timers
 
-    def next_deadline(self) -> float | None:
-        return self._timers.next_deadline()
-
     def handle_timer(self, now: float, events: list[Event], intents: list[Intent]) -> None:
         while (timer := self._timers.pop_due(now)) is not None:
-            kind, key = timer.payload
-            if kind == "dial":
-                record = self.dials[key]
-                self._kill(record, now, intents)
-                events.append(DialTimedOut(tag=record.tag, legs=record.legs_snapshot()))
-            elif kind == "tombstone":
-                del self.dials[key]
+            payload = timer.payload
+            if isinstance(payload, str):  # a dial's deadline while pending, else its tombstone
+                record = self.dials[payload]
+                if record.status is DialStatus.PENDING:
+                    self._kill(record, now, intents)
+                    events.append(DialTimedOut(tag=record.tag, legs=record.legs_snapshot()))
+                else:
+                    del self.dials[payload]
             else:
+                key = payload[1]
                 call = self.calls[key]
                 call.max_duration = None
                 reason = end_reason(call.state, end_sent=False, dial=None)
@@ -458,7 +434,7 @@ class CallTracker:
         """Stop the dial's deadline and start the grace period after which the tag goes."""
         assert record.timer is not None
         record.timer.cancel()
-        record.timer = self._timers.schedule(now + self._grace, ("tombstone", record.tag))
+        record.timer = self._timers.schedule(now + self._grace, record.tag)
 
     def _kill(self, record: DialRecord, now: float, intents: list[Intent]) -> None:
         """Make a dial dead: end every live leg (winner included) and tombstone the tag."""
@@ -475,7 +451,9 @@ class CallTracker:
             call.max_duration = None
 
     def _drop_call(self, call_id: str) -> None:
-        self._stop_max_duration(self.calls.pop(call_id))
+        call = self.calls.pop(call_id)
+        if call.max_duration is not None:
+            self._stop_max_duration(call)
         if self._plays:  # usually empty: skip building the list
             for control_id in [c for c, (cid, _) in self._plays.items() if cid == call_id]:
                 del self._plays[control_id]

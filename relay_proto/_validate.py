@@ -213,13 +213,13 @@ def _is_list(value: Any) -> bool:
 
 def _plan(devices: Any, device: Callable[[str, Any], JSONObject]) -> list[list[JSONObject]]:
     """A dial plan's shape (a non-empty list of non-empty lists), ``device`` for each one."""
-    if not _is_list(devices):
+    if type(devices) is not list and not _is_list(devices):
         raise _fail("devices", "must be a list of lists of devices, e.g. [[{...}], [{...}]]")
     if not devices:
         raise _fail("devices", "must contain at least one group")
     plan: list[list[JSONObject]] = []
     for g, group in enumerate(devices):
-        if not _is_list(group):
+        if type(group) is not list and not _is_list(group):
             raise _fail(
                 f"devices[{g}]",
                 "must be a list of devices (the outer list is serial, inner lists ring at once)",
