@@ -376,9 +376,10 @@ def test_state_enums_equal_their_wire_strings() -> None:
     assert info is not None
     assert info.state == "answered"
     assert CallState("ended") is CallState.ENDED
-    assert PlayState.FINISHED == "finished"
+    finished, refused = PlayState.FINISHED, DialFailureCause.REFUSED
+    assert finished == "finished"
     assert SessionState.READY == c.core.state == "ready"
-    assert DialFailureCause.REFUSED == "refused"
+    assert refused == "refused"
     assert f"{CallState.RINGING}" == "ringing"
     assert {"answered": 1}[CallState.ANSWERED] == 1
     match info.state:
