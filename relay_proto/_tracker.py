@@ -477,9 +477,10 @@ class CallTracker:
         self._end_legs(record, intents)
 
     def _stop_max_duration(self, call: TrackedCall) -> None:
-        if call.max_duration is not None:
-            call.max_duration.cancel()
-            call.max_duration = None
+        # Callers check ``call.max_duration`` first: it is usually None, and then no call.
+        assert call.max_duration is not None
+        call.max_duration.cancel()
+        call.max_duration = None
 
     def _drop_call(self, call_id: str) -> None:
         call = self.calls.pop(call_id)

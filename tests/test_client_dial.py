@@ -645,6 +645,19 @@ def test_max_duration_hangup_answered_404_loses_the_call() -> None:
     assert c.core.live_call_ids == frozenset()
 
 
+def test_max_duration_timer_goes_with_a_call_that_is_gone() -> None:
+    c = ready(tombstone_grace=1)
+    c.answered_call("CALL-1", max_duration=30)
+    c.sent()
+    request_id = c.core.answer("CALL-1")
+    c.sent()
+    events = c.feed(error(request_id, 404, "gone"))
+    assert events[-1] == CallLost(call_id="CALL-1", gone=True)
+    assert c.tick(30) == []  # the tombstone went; no max_duration hang-up for a gone call
+    assert c.sent() == []
+    assert c.core.next_deadline() is None
+
+
 def test_stale_timers_are_compacted_away() -> None:
     # Each answered dial cancels its 120 s deadline; once the tombstones are gone nothing
     # is left to fire (the heap's own compaction is tested with TimerQueue).
