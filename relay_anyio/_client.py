@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import ssl
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Any, Unpack
@@ -180,7 +181,9 @@ class RelayClient:
 
     async def ping(self) -> JSONObject:
         """Send ``signalwire.ping``; return its result."""
-        return await self._session.command(lambda core: core.ping(now=anyio.current_time()))
+        return await self._session.command(
+            lambda core: core.ping(now=anyio.current_time(), timestamp=time.time())
+        )
 
     # ------------------------------------------------------------------ lifecycle
 

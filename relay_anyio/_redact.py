@@ -26,7 +26,14 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from relay_proto import ConnectFailed, DialFailed, Event, RequestFailed
+from relay_proto import (
+    ConnectFailed,
+    DialFailed,
+    Event,
+    RequestFailed,
+    UnknownState,
+    UnreadableEvent,
+)
 
 __all__ = ["MASK", "MIN_SECRET_LENGTH", "Redactor"]
 
@@ -39,7 +46,7 @@ _SECRET_FIELDS = re.compile(
     r'("(?:token|jwt_token|password|authorization_state|signature)"\s*:\s*)"(?:[^"\\]|\\.)*"'
 )
 #: The events whose server text can end up in an error.
-_WITH_SERVER_TEXT = (ConnectFailed, RequestFailed, DialFailed)
+_WITH_SERVER_TEXT = (ConnectFailed, RequestFailed, DialFailed, UnknownState, UnreadableEvent)
 
 
 def _no_secrets() -> Iterable[str]:
@@ -107,6 +114,10 @@ class Redactor:
                 reason=None if event.reason is None else self.text(event.reason),
                 source=None if event.source is None else self.text(event.source),
             )
+        if isinstance(event, UnknownState):
+            return dataclasses.replace(event, raw_state=self.text(event.raw_state))
+        if isinstance(event, UnreadableEvent):
+            return dataclasses.replace(event, reason=self.text(event.reason))
         return event
 
 

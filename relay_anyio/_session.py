@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack
 from typing import Any, assert_never
@@ -66,6 +67,8 @@ from relay_proto import (
     RequestFailed,
     RequestSucceeded,
     UnhandledEvent,
+    UnknownState,
+    UnreadableEvent,
 )
 
 from ._calls import Call
@@ -411,6 +414,8 @@ class Session:
                 self._link.close_within(self._close_timeout)
             case MaxDurationReached():
                 logger.info("call %s reached its max_duration; hanging up", event.call_id)
+            case UnknownState() | UnreadableEvent():
+                logger.warning("server event not understood; nothing changed: %r", event)
             case Connected() | ConnectFailed() | UnhandledEvent():
                 pass  # handled by the read loop / left to on_event
             case _:
@@ -485,7 +490,8 @@ class Session:
                 with anyio.CancelScope(deadline=deadline):
                     await self._timer_wakeup.wait()
                 self._timer_at = None
-                events = self._core.handle_timer(now=anyio.current_time())
+                now, stamp = anyio.current_time(), time.time()  # the ping carries wall-clock
+                events = self._core.handle_timer(now=now, timestamp=stamp)
                 if events:
                     self.dispatch(events)
                 self._want_write()  # never write here: a slow write must not delay timers

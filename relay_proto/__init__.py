@@ -29,6 +29,8 @@ from ._events import (
     RequestSucceeded,
     SessionState,
     UnhandledEvent,
+    UnknownState,
+    UnreadableEvent,
 )
 from ._session import PROTOCOL_VERSION
 
@@ -61,4 +63,6 @@ __all__ = [
     "RequestSucceeded",
     "SessionState",
     "UnhandledEvent",
+    "UnknownState",
+    "UnreadableEvent",
 ]

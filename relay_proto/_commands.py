@@ -46,11 +46,11 @@ def play_params(
     """``calling.play`` params without ids (the caller adds the call's and ``control_id``)."""
     params: JSONObject = {"play": validate.media_list(media)}
     if volume is not None:
-        params["volume"] = validate.number("volume", volume)
+        params["volume"] = validate.volume("volume", volume)
     if direction is not None:
         params["direction"] = validate.non_empty_str("direction", direction)
     if loop is not None:
-        params["loop"] = validate.positive_int("loop", loop)
+        params["loop"] = validate.non_negative_int("loop", loop)  # 0: play forever
     return params
 
 
@@ -59,15 +59,22 @@ def play_control_params(control_id: str, action: str, volume: float | None) -> J
         raise LocalProtocolError(f"action: must be one of {sorted(PLAY_CONTROLS)}")
     params: JSONObject = {"control_id": validate.non_empty_str("control_id", control_id)}
     if action == "volume":
-        params["volume"] = validate.number("volume", volume)
+        params["volume"] = validate.volume("volume", volume)
     return params
 
 
 def auth_params(project: str | None, token: str | None, jwt_token: str | None) -> JSONObject:
-    """The ``authentication`` object: a JWT, or a project and its token (never both)."""
+    """The ``authentication`` object: a JWT, or a project and its token.
+
+    A project id may come with a JWT (code ported from the official SDK passes both): it
+    is checked but not sent, as the official SDK sends ``{"jwt_token": J}`` alone (the
+    JWT names its project). A token with a JWT is refused: which one was meant?
+    """
     if jwt_token is not None:
-        if project is not None or token is not None:
+        if token is not None:
             raise LocalProtocolError("pass either jwt_token or project+token, not both")
+        if project is not None:
+            validate.non_empty_str("project", project)
         return {"jwt_token": validate.secret("jwt_token", jwt_token)}
     validate.non_empty_str("project", project)
     validate.secret("token", token)

@@ -26,8 +26,11 @@ Invariants:
   reconciled by its tag, hang-ups that must happen (internal ones, ``end(cleanup=True)``)
   are re-sent (they are idempotent; a cleanup's outcome is reported under its first id),
   anything else fails with ``connection_lost``.
-* ``receive()`` raises ``RemoteProtocolError`` and nothing else; before raising it has
-  changed nothing but the silence watchdog and the acknowledgement it queued.
+* ``receive()`` raises ``RemoteProtocolError`` and nothing else, and only for a frame it
+  cannot take as JSON-RPC (or a reply it cannot match); before raising it has changed
+  nothing but the silence watchdog and the acknowledgement it queued. An event it cannot
+  read is reported (``UnreadableEvent``), an unknown state value is carried
+  (``UnknownState``): neither changes anything (``_reading``, docs/reading.md).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from ._errors import LocalProtocolError, RemoteProtocolError
 from ._events import CallInfo, Event, MaxDurationReached, SessionState
 from ._ids import counter_ids, uuid4
 from ._liveness import Liveness
+from ._reading import read_event
 from ._records import EndLeg, Intent, TrackedCall
 from ._requests import PendingRequest, RequestTable
 from ._session import Session
@@ -66,6 +70,7 @@ class ClientConnection:
         agent: str = DEFAULT_AGENT,
         id_factory: Callable[[], str] | None = None,
         tag_factory: Callable[[], str] | None = None,
+        control_id_factory: Callable[[], str] | None = None,
         tombstone_grace: float = 60.0,
         ping_interval: float | None = 30.0,
         max_ping_failures: int = 3,
@@ -79,6 +84,7 @@ class ClientConnection:
         )
         self._new_id = id_factory or counter_ids()
         self._new_tag = tag_factory or uuid4
+        self._new_control_id = control_id_factory or uuid4
         self._liveness = Liveness(
             ping_interval=commands.optional_positive("ping_interval", ping_interval),
             max_failures=validate.positive_int("max_ping_failures", max_ping_failures),
@@ -167,12 +173,14 @@ class ClientConnection:
                 earliest = deadline
         return earliest
 
-    def handle_timer(self, *, now: float) -> list[Event]:
+    def handle_timer(self, *, now: float, timestamp: float | None = None) -> list[Event]:
+        """Act on what is due at ``now``; a liveness ping carries ``timestamp`` (wall-clock
+        seconds; default ``now``)."""
         events: list[Event] = []
         intents: list[Intent] = []
         self._tracker.handle_timer(now, events, intents)
         self._apply(intents, events)
-        self._check_liveness(now, events)
+        self._check_liveness(now, now if timestamp is None else timestamp, events)
         return events
 
     # ------------------------------------------------------------------ session
@@ -200,8 +208,10 @@ class ClientConnection:
         self._requests.unsend()
         return []
 
-    def ping(self, *, now: float) -> str:
-        return self._request(PendingRequest("signalwire.ping"), {"timestamp": now})
+    def ping(self, *, now: float, timestamp: float | None = None) -> str:
+        """Queue ``signalwire.ping``; ``timestamp`` (wall-clock seconds, default ``now``)."""
+        stamp = now if timestamp is None else timestamp
+        return self._request(PendingRequest("signalwire.ping"), {"timestamp": stamp})
 
     def subscribe(self, contexts: Sequence[str]) -> str | None:
         names = validate.contexts_list(contexts)
@@ -274,7 +284,7 @@ class ClientConnection:
         """Queue ``calling.play``; return ``(request_id, control_id)``."""
         call = self._live_call(call_id)
         params = commands.play_params(media, volume=volume, direction=direction, loop=loop)
-        control_id = self._new_id()
+        control_id = self._new_control_id()
         body = {"node_id": call.node_id, "call_id": call_id, "control_id": control_id, **params}
         request = PendingRequest("calling.play", call_id=call_id, control_id=control_id)
         request_id = self._request(request, body)
@@ -333,29 +343,10 @@ class ClientConnection:
                 if disconnect is not None:
                     events.append(disconnect)
                 return events
-            # Nine frames in ten: acked, then straight to the tracker's handler (no layer).
+            # Nine frames in ten: acked, then read (an unreadable one is reported, not raised).
             if message.id is not None:
                 self._outbox.append(wire.encode_ack(message.id))
-            envelope = message.params
-            if type(envelope) is not dict:
-                return events
-            event_type = envelope.get("event_type")
-            inner = envelope.get("params")
-            if type(event_type) is not str or type(inner) is not dict:
-                raise RemoteProtocolError(
-                    "signalwire.event without a string event_type and params object"
-                )
-            timestamp = envelope.get("timestamp")
-            if type(timestamp) is not float:  # the usual case needs no conversion
-                timestamp = wire.timestamp(timestamp)
-            handler = self._tracker.handlers.get(event_type)
-            if handler is None:
-                unhandled = self._session.other_event(event_type, inner, timestamp)
-                if unhandled is not None:
-                    events.append(unhandled)
-                return events
-            intents: list[Intent] = []
-            handler(inner, timestamp, now, events, intents)
+            intents = read_event(message.params, self._tracker, self._session, now, events)
             if intents:
                 self._apply(intents, events)
         elif message.id is None:
@@ -484,7 +475,7 @@ class ClientConnection:
         self._tracker.reset(self._requests.unsent_dial_tags(), events, intents)
         self._apply(intents, events)
 
-    def _check_liveness(self, now: float, events: list[Event]) -> None:
+    def _check_liveness(self, now: float, timestamp: float, events: list[Event]) -> None:
         if self._session.state is SessionState.IDLE:
             return
         lost, missed, send_ping = self._liveness.check(now, pinging=self.state is _READY)
@@ -494,4 +485,4 @@ class ClientConnection:
             events.append(lost)
         if send_ping:
             request = PendingRequest("signalwire.ping", surface=False)
-            self._liveness.ping_sent(now, self._request(request, {"timestamp": now}))
+            self._liveness.ping_sent(now, self._request(request, {"timestamp": timestamp}))

@@ -3,6 +3,8 @@
 Every event is a frozen, slotted dataclass that is complete at construction. ``Event`` is a
 closed union, so ``match event: ... case _: assert_never(event)`` is exhaustive. Events
 that come from the wire keep the server's inner params in ``raw`` as an escape hatch.
+The state enums are ``StrEnum``s: each member equals its wire string
+(``CallState.ANSWERED == "answered"``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 JSONObject = dict[str, Any]
 
 
-class SessionState(enum.Enum):
+class SessionState(enum.StrEnum):
     """Where the session stands.
 
     ``IDLE``: no socket (before the first ``connect()`` or after ``connection_lost()``).
@@ -28,7 +30,7 @@ class SessionState(enum.Enum):
     DRAINING = "draining"
 
 
-class CallState(enum.Enum):
+class CallState(enum.StrEnum):
     """A call leg's state. States only move forward (``rank`` order); some may be skipped."""
 
     CREATED = "created"
@@ -45,7 +47,7 @@ class CallState(enum.Enum):
         self.rank = len(type(self).__members__)
 
 
-class PlayState(enum.Enum):
+class PlayState(enum.StrEnum):
     """A play action's state. ``FINISHED`` and ``ERROR`` are terminal."""
 
     PLAYING = "playing"
@@ -58,7 +60,7 @@ class PlayState(enum.Enum):
         return self in (PlayState.FINISHED, PlayState.ERROR)
 
 
-class DialFailureCause(enum.Enum):
+class DialFailureCause(enum.StrEnum):
     """Why a dial failed (a timeout is its own event, ``DialTimedOut``)."""
 
     #: The server reported ``dial_state: failed`` (every leg ended unanswered).
@@ -248,6 +250,40 @@ class UnhandledEvent:
     params: JSONObject = field(repr=False)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnknownState:
+    """An event carried a state this client does not know (acknowledged; PROTOCOL.md 2.6).
+
+    The sets of call, play and dial states are open: an unknown value is carried here and
+    changes nothing (the call, play or dial stays as it was). ``key`` names the field
+    (``call_state``, ``state`` or ``dial_state``), ``raw_state`` is the value as sent, and
+    the ids are those the event carried.
+    """
+
+    event_type: str
+    key: str
+    raw_state: str
+    call_id: str | None
+    tag: str | None
+    control_id: str | None
+    params: JSONObject = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnreadableEvent:
+    """A ``signalwire.event`` the client could not read (acknowledged; nothing changed).
+
+    ``reason`` says what was missing or wrong (see docs/reading.md for which absences are
+    fatal); ``event_type`` is None when the envelope did not carry one as a string;
+    ``params`` is what the event carried (its inner params, or the whole envelope when
+    those were not an object).
+    """
+
+    event_type: str | None
+    reason: str
+    params: Any = field(repr=False)
+
+
 # ---------------------------------------------------------------------------- requests
 
 
@@ -294,6 +330,8 @@ Event = (
     | InboundCall
     | PlayStateChanged
     | UnhandledEvent
+    | UnknownState
+    | UnreadableEvent
     | RequestSucceeded
     | RequestFailed
 )

@@ -3,8 +3,10 @@
 Records are plain mutable slots owned by ``_tracker.CallTracker``; nothing outside the
 tracker mutates them. Intents are small frozen values the tracker hands back to the
 connection, which turns them into frames: the tracker never writes a frame nor calls back
-into the session. The field readers here turn inbound params into checked values and
-raise ``RemoteProtocolError`` on anything malformed, before any record is touched.
+into the session. The field readers here turn inbound params into checked values,
+report unknown state values (``UnknownState``) and raise ``RemoteProtocolError`` on anything
+that cannot be read, before any record is touched (the connection reports that as an
+``UnreadableEvent``).
 
 Invariants: a record's ``status``/``state`` only changes through the tables of ``_state``;
 ``legs_snapshot`` is taken once, when the dial resolves, and lets go of device objects.
@@ -12,12 +14,12 @@ Invariants: a record's ``status``/``state`` only changes through the tables of `
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ._errors import RemoteProtocolError
-from ._events import CallInfo, CallState, DialFailed, DialFailureCause, Leg
+from ._events import CallInfo, CallState, DialFailed, DialFailureCause, Leg, PlayState, UnknownState
 from ._state import DialStatus
 from ._timers import TimerHandle
 from ._wire import JSONObject
@@ -178,28 +180,81 @@ def device_of(params: Mapping[str, Any]) -> JSONObject:
 
 
 CALL_STATES = {state.value: state for state in CallState}
+PLAY_STATES = {state.value: state for state in PlayState}
 
 
-def call_state(where: str, raw_state: str) -> CallState:
-    state = CALL_STATES.get(raw_state)
-    if state is None:
-        raise RemoteProtocolError(f"{where}: unknown call_state {raw_state!r}")
-    return state
+def unknown_state(event_type: str, key: str, raw_state: str, params: JSONObject) -> UnknownState:
+    """The report of a state value this client does not know (it changes nothing)."""
+    return UnknownState(
+        event_type=event_type,
+        key=key,
+        raw_state=raw_state,
+        call_id=opt_str(params, "call_id"),
+        tag=opt_str(params, "tag"),
+        control_id=opt_str(params, "control_id"),
+        params=params,
+    )
 
 
-def read_call_state(params: Mapping[str, Any]) -> CallState:
+def read_call_state(params: Mapping[str, Any]) -> CallState | None:
     """The state of a ``calling.call.state`` whose ``call_id`` and ``node_id`` are checked.
 
-    The hottest reader of the client: plain type checks and the table lookup first, the
-    precise error only when they fail.
+    The hottest reader of the client: plain type checks and the table lookup only. None
+    when anything is missing, invalid or unknown: ``read_call_state_slow`` then decides.
     """
     call_id = params.get("call_id")
     node_id = params.get("node_id")
     raw_state = params.get("call_state")
-    state = CALL_STATES.get(raw_state) if type(raw_state) is str else None
-    if not (type(call_id) is str and call_id and type(node_id) is str and node_id and state):
-        where, names = "calling.call.state", ("call_id", "node_id", "call_state")
-        if isinstance(raw_state, str) and all(opt_str(params, name) for name in names[:2]):
-            raise RemoteProtocolError(f"{where}: unknown call_state {raw_state!r}")
-        raise malformed(params, where, names)
-    return state
+    if type(call_id) is str and call_id and type(node_id) is str and node_id:
+        return CALL_STATES.get(raw_state) if type(raw_state) is str else None
+    return None
+
+
+#: ``known_node_id(call_id, tag)``: the node of a call or leg the client knows, or None.
+KnownNode = Callable[[str, str | None], str | None]
+
+
+def known_node_id(
+    calls: Mapping[str, TrackedCall], dials: Mapping[str, DialRecord], call_id: str, tag: str | None
+) -> str | None:
+    """The node of a call of the session, or of a leg seen under ``tag``, if known."""
+    call = calls.get(call_id)
+    if call is not None:
+        return call.node_id
+    record = None if tag is None else dials.get(tag)
+    leg = None if record is None else record.legs.get(call_id)
+    return None if leg is None else leg.node_id
+
+
+def read_call_state_slow(
+    params: JSONObject, known_node_id: KnownNode
+) -> tuple[str, str, CallState] | UnknownState:
+    """The rare path of ``calling.call.state`` (PROTOCOL.md 2.6, docs/reading.md).
+
+    ``(call_id, node_id, state)`` with a missing ``node_id`` taken from the known call or
+    leg; ``UnknownState`` for a state this client does not know; ``RemoteProtocolError``
+    when the event cannot be read (no ``call_id``, no ``call_state``, or no ``node_id``
+    for a call the client does not know).
+    """
+    where = "calling.call.state"
+    call_id = str_field(params, "call_id", where)
+    raw_state = str_field(params, "call_state", where)
+    state = CALL_STATES.get(raw_state)
+    if state is None:
+        return unknown_state(where, "call_state", raw_state, params)
+    node_id = known_node(
+        params.get("node_id"), call_id, opt_str(params, "tag"), known_node_id, where
+    )
+    return call_id, node_id, state
+
+
+def known_node(
+    node_id: Any, call_id: str, tag: str | None, known_node_id: KnownNode, where: str
+) -> str:
+    """``node_id`` if it is one, else the node of the call or leg the client knows."""
+    if type(node_id) is str and node_id:
+        return node_id
+    known = known_node_id(call_id, tag)
+    if known is None:
+        raise RemoteProtocolError(f"{where}: no 'node_id', and call {call_id!r} is not known")
+    return known

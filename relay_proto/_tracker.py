@@ -23,11 +23,14 @@ Invariants:
 * Every timer in the queue belongs to a live record: timers are cancelled when what they
   belong to resolves or goes.
 * Nothing is mutated before an inbound event has been fully validated, so an event that
-  raises ``RemoteProtocolError`` leaves the tracker as it was.
+  raises ``RemoteProtocolError`` (reported by the connection as ``UnreadableEvent``)
+  leaves the tracker as it was. An unknown state value (``UnknownState``) changes nothing;
+  a missing ``node_id`` is taken from the call or leg already known (docs/reading.md).
 """
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -43,8 +46,11 @@ from ._events import (
     InboundCall,
     PlayState,
     PlayStateChanged,
+    UnknownState,
 )
 from ._records import (
+    CALL_STATES,
+    PLAY_STATES,
     DialRecord,
     EndLeg,
     Intent,
@@ -52,12 +58,15 @@ from ._records import (
     TimerKey,
     TrackedCall,
     Withdraw,
-    call_state,
     device_of,
+    known_node,
+    known_node_id,
     malformed,
     opt_str,
     read_call_state,
+    read_call_state_slow,
     str_field,
+    unknown_state,
 )
 from ._state import (
     PLAY_MOVES,
@@ -87,6 +96,7 @@ class CallTracker:
         self._plays: dict[str, tuple[str, PlayState | None]] = {}
         self._finished: OrderedDict[str, None] = OrderedDict()
         self._timers: TimerQueue[TimerKey] = TimerQueue()
+        self._known_node_id = functools.partial(known_node_id, self.calls, self.dials)
         #: The earliest live deadline, or None (the queue's own method: asked after every
         #: batch of reads).
         self.next_deadline: Callable[[], float | None] = self._timers.next_deadline
@@ -187,12 +197,13 @@ class CallTracker:
         intents: list[Intent],
     ) -> None:
         state = read_call_state(inner)  # checks the ids too: plain values from here on
+        if state is None:  # the rare path: something missing or unknown (PROTOCOL.md 2.6)
+            self._on_odd_call_state(inner, timestamp, now, events, intents)
+            return
         call_id, node_id = inner["call_id"], inner["node_id"]
         tag = inner.get("tag")
-        if type(tag) is not str:
-            tag = None
-        end = inner.get("end_reason")
-        end_text = end if type(end) is str else None
+        tag = tag if type(tag) is str else None
+        end_text = end if type(end := inner.get("end_reason")) is str else None
         previous: CallState | None = None
         moved = False
         record = None if tag is None else self.dials.get(tag)
@@ -228,6 +239,23 @@ class CallTracker:
                 )
             )
 
+    def _on_odd_call_state(
+        self,
+        inner: JSONObject,
+        timestamp: float | None,
+        now: float,
+        events: list[Event],
+        intents: list[Intent],
+    ) -> None:
+        """A state event the hot path could not take: report an unknown state, or read it
+        again with the ``node_id`` the client knows filled in (``raw`` shows it so)."""
+        checked = read_call_state_slow(inner, self._known_node_id)
+        if isinstance(checked, UnknownState):
+            events.append(checked)
+        else:
+            fixed = {**inner, "node_id": checked[1]}
+            self._on_call_state(fixed, timestamp, now, events, intents)
+
     def _move_call(self, call: TrackedCall, state: CallState) -> None:
         """Move a call of the session forward (``state`` advances it)."""
         call.state = state
@@ -250,17 +278,16 @@ class CallTracker:
         if not (type(tag) is str and tag and type(dial_state) is str and dial_state):
             raise malformed(inner, where, ("tag", "dial_state"))  # plain checks first, as above
         if dial_state not in ("dialing", "answered", "failed"):
-            raise RemoteProtocolError(f"{where}: unknown dial_state {dial_state!r}")
+            events.append(unknown_state(where, "dial_state", dial_state, inner))
+            return  # the dial keeps waiting (its deadline still holds)
         winner: tuple[str, str, JSONObject] | None = None
         if dial_state == "answered":
             call_obj = inner.get("call")
             if not isinstance(call_obj, dict):
                 raise RemoteProtocolError(f"{where}: answered without a call object")
-            winner = (
-                str_field(call_obj, "call_id", where),
-                str_field(call_obj, "node_id", where),
-                call_obj,
-            )
+            call_id = str_field(call_obj, "call_id", where)
+            node_id = known_node(call_obj.get("node_id"), call_id, tag, self._known_node_id, where)
+            winner = (call_id, node_id, call_obj)
         record = self.dials.get(tag)
         if record is None or dial_state == "dialing":
             return
@@ -345,10 +372,10 @@ class CallTracker:
         where = "calling.call.play"
         control_id = str_field(inner, "control_id", where)
         raw_state = str_field(inner, "state", where)
-        try:
-            state = PlayState(raw_state)
-        except ValueError:
-            raise RemoteProtocolError(f"{where}: unknown state {raw_state!r}") from None
+        state = PLAY_STATES.get(raw_state)
+        if state is None:
+            events.append(unknown_state(where, "state", raw_state, inner))
+            return  # the play stays as it was
         entry = self._plays.get(control_id)
         if entry is None:
             return
@@ -375,7 +402,11 @@ class CallTracker:
         call_id = str_field(inner, "call_id", where)
         node_id = str_field(inner, "node_id", where)
         raw_state = inner.get("call_state")
-        state = call_state(where, raw_state) if isinstance(raw_state, str) else CallState.CREATED
+        state = CALL_STATES.get(raw_state) if isinstance(raw_state, str) else CallState.CREATED
+        if state is None:
+            assert isinstance(raw_state, str)
+            events.append(unknown_state(where, "call_state", raw_state, inner))
+            return  # not taken as a call: its state is not known
         if call_id in self.calls or call_id in self._finished:
             return  # a duplicate delivery
         if state.rank >= _ENDING.rank:
@@ -446,12 +477,15 @@ class CallTracker:
         self._end_legs(record, intents)
 
     def _stop_max_duration(self, call: TrackedCall) -> None:
-        if call.max_duration is not None:
-            self._timers.cancel(call.max_duration)
-            call.max_duration = None
+        # Callers check ``call.max_duration`` first: it is usually None, and then no call.
+        assert call.max_duration is not None
+        self._timers.cancel(call.max_duration)
+        call.max_duration = None
 
     def _drop_call(self, call_id: str) -> None:
-        self._stop_max_duration(self.calls.pop(call_id))
+        call = self.calls.pop(call_id)
+        if call.max_duration is not None:
+            self._stop_max_duration(call)
         if self._plays:  # usually empty: skip building the list
             for control_id in [c for c, (cid, _) in self._plays.items() if cid == call_id]:
                 del self._plays[control_id]

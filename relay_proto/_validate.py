@@ -75,6 +75,17 @@ def number(where: str, value: Any) -> float:
     return float(value)
 
 
+#: The range of a play's ``volume`` (dB), as the RELAY API documents it.
+VOLUME_RANGE = (-40.0, 40.0)
+
+
+def volume(where: str, value: Any) -> float:
+    low, high = VOLUME_RANGE
+    if not _is_number(value) or not low <= value <= high:
+        raise _fail(where, f"must be a number from {low:g} to {high:g}, got {value!r}")
+    return float(value)
+
+
 def positive_number(where: str, value: Any) -> float:
     if not _is_number(value) or value <= 0:
         raise _fail(where, f"must be a finite number > 0 (at most {MAX_NUMBER:.0e}), got {value!r}")

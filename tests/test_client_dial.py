@@ -19,7 +19,8 @@ from relay_proto import (
     Leg,
     LocalProtocolError,
     MaxDurationReached,
-    RemoteProtocolError,
+    UnknownState,
+    UnreadableEvent,
 )
 
 
@@ -424,10 +425,13 @@ def test_duplicates_and_backward_moves_are_dropped() -> None:
     ],
 )
 def test_malformed_dial_events(inner: dict[str, Any]) -> None:
+    """Reported (an unknown dial_state as ``UnknownState``, the rest as ``UnreadableEvent``),
+    never raised; the dial keeps waiting (its deadline still holds)."""
     c = ready()
     c.dial()
-    with pytest.raises(RemoteProtocolError):
-        c.event("calling.call.dial", inner)
+    [report] = c.event("calling.call.dial", inner)
+    expected = UnknownState if inner.get("dial_state") == "exploded" else UnreadableEvent
+    assert isinstance(report, expected)
     assert c.core.pending_dials == {"tag1"}
 
 
@@ -443,9 +447,10 @@ def test_malformed_dial_events(inner: dict[str, Any]) -> None:
 def test_malformed_state_events(inner: dict[str, Any]) -> None:
     c = ready()
     tag, _ = c.dial()
-    with pytest.raises(RemoteProtocolError):
-        c.event("calling.call.state", inner)
-    assert c.sent() == [{"jsonrpc": "2.0", "id": "ev1", "result": {}}]  # acked all the same
+    [report] = c.event("calling.call.state", inner)
+    unknown = inner.get("call_state") == "dancing"
+    assert isinstance(report, UnknownState if unknown else UnreadableEvent)
+    assert c.extra == []  # acked (``event`` checks it), nothing else sent
     [state] = c.state("C", "ringing", tag=tag)
     assert isinstance(state, CallStateChanged)
     assert state.previous is None
@@ -638,6 +643,19 @@ def test_max_duration_hangup_answered_404_loses_the_call() -> None:
     hangup = c.sent_one()
     assert c.feed(error(hangup["id"], 410, "gone")) == [CallLost(call_id="CALL-1", gone=True)]
     assert c.core.live_call_ids == frozenset()
+
+
+def test_max_duration_timer_goes_with_a_call_that_is_gone() -> None:
+    c = ready(tombstone_grace=1)
+    c.answered_call("CALL-1", max_duration=30)
+    c.sent()
+    request_id = c.core.answer("CALL-1")
+    c.sent()
+    events = c.feed(error(request_id, 404, "gone"))
+    assert events[-1] == CallLost(call_id="CALL-1", gone=True)
+    assert c.tick(30) == []  # the tombstone went; no max_duration hang-up for a gone call
+    assert c.sent() == []
+    assert c.core.next_deadline() is None
 
 
 def test_stale_timers_are_compacted_away() -> None:

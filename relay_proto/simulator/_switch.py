@@ -313,7 +313,7 @@ class Switch:
             raise LocalProtocolError("calling.play needs a non-empty play list")
         seconds = sum(self._media_seconds(f"play[{i}]", item) for i, item in enumerate(media))
         if "volume" in params:
-            validate.number("volume", params["volume"])
+            validate.volume("volume", params["volume"])
         loop = validate.non_negative_int("loop", params.get("loop", 1))
         if call.state is not CallState.ANSWERED:  # still there: never a gone-call code
             return dict(_NOT_ANSWERED)
@@ -395,7 +395,7 @@ class Switch:
             return {"code": "404", "message": "Play not found"}
         if "volume" not in params:
             raise LocalProtocolError("calling.play.volume needs a volume")
-        validate.number("volume", params["volume"])
+        validate.volume("volume", params["volume"])
         return {"code": _OK, "message": "Volume set"}
 
     # ---- emission --------------------------------------------------------------------
