@@ -31,6 +31,9 @@ class CallSession(Protocol):
     @property
     def request_timeout(self) -> float: ...
 
+    def expire_at(self, when: float, done: Callable[[], bool], expire: Callable[[], None]) -> None:
+        """Bound a wait: at ``when``, call ``expire()`` unless ``done()``."""
+
     def send(self, start: Callable[[ClientConnection], str]) -> None:
         """Queue ``start(core)``'s request and write it; its reply is dropped."""
         ...
@@ -239,15 +242,20 @@ class Call:
             return
         await self.session.command(lambda core: core.end(self.call_id, reason), call=self)
         timeout = self.session.request_timeout
-        with anyio.move_on_after(timeout):
-            await self._ended.wait()
-        if not self.ended:
-            logger.warning(
-                "call %s: not ended %g s after its hang-up was accepted; reporting it ended",
-                self.call_id,
-                timeout,
-            )
-            self.apply_state(CallState.ENDED, reason)
+        self.session.expire_at(
+            anyio.current_time() + timeout,
+            lambda: self.ended,
+            lambda: self._report_ended(reason, timeout),
+        )
+        await self._ended.wait()
+
+    def _report_ended(self, reason: str, timeout: float) -> None:
+        logger.warning(
+            "call %s: not ended %g s after its hang-up was accepted; reporting it ended",
+            self.call_id,
+            timeout,
+        )
+        self.apply_state(CallState.ENDED, reason)
 
     async def answer(self) -> None:
         """Answer an inbound call."""

@@ -37,8 +37,6 @@ Invariants:
 from __future__ import annotations
 
 import logging
-import math
-import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack
 from typing import Any, assert_never
@@ -84,6 +82,7 @@ from ._errors import (
 from ._inbound import Inbound
 from ._link import Link, TransportFactory
 from ._options import Limits, Reconnect, Timeouts
+from ._timer import TimerTask
 from ._waiters import Slot
 
 logger = logging.getLogger("relay_anyio")
@@ -112,6 +111,7 @@ class Session:
         self._cleanup_timeout = timeouts.cleanup
         self._close_timeout = timeouts.close
         self._request_timeout = timeouts.request
+        self._timeout_message = f"no reply within {timeouts.request:g} s (request_timeout)"
         self._hangup_on_exit = hangup_on_exit
         self._on_event = on_event
         self.inbound = Inbound(buffer=limits.inbound_buffer, max_handlers=limits.max_handlers)
@@ -125,9 +125,8 @@ class Session:
         self._dials: dict[str, Slot[DialOutcome]] = {}
         self._requests: dict[str, Slot[JSONObject]] = {}
         self._calls: dict[str, Call] = {}
-        self._timer_wakeup = anyio.Event()
         self._write_wanted = anyio.Event()
-        self._timer_at: float | None = None
+        self._timer = TimerTask(core, self.dispatch, self._want_write)
 
     # ------------------------------------------------------------------ what the link needs
 
@@ -176,7 +175,7 @@ class Session:
             await tg.start(self._supervise)
             # The loops' shielded scopes exist (and are registered) before the tasks run,
             # so a stop that comes before their first step still ends them.
-            tg.start_soon(self._timer_loop, self._background_scope())
+            tg.start_soon(self._timer.run, self._background_scope())
             tg.start_soon(self._writer_loop, self._background_scope())
         except BaseException as exc:
             self._closing = self._stopping = True
@@ -314,12 +313,23 @@ class Session:
         slot: Slot[JSONObject] = Slot()
         self._requests[request_id] = slot
         self._want_write()
+        self._timer.expire_at(
+            anyio.current_time() + self._request_timeout,
+            lambda: self._requests.get(request_id) is not slot,
+            lambda: slot.set(RequestTimeoutError(self._timeout_message)),
+        )
         try:
-            with anyio.move_on_after(self._request_timeout):
-                return await slot.wait()
+            return await slot.wait()
         finally:
             self._requests.pop(request_id, None)
-        raise RequestTimeoutError(f"no reply within {self._request_timeout:g} s (request_timeout)")
+
+    def expire_at(self, when: float, done: Callable[[], bool], expire: Callable[[], None]) -> None:
+        """Bound a wait: at ``when`` the timer task calls ``expire()`` unless ``done()``."""
+        self._timer.expire_at(when, done, expire)
+
+    def poke_timer(self) -> None:
+        """Wake the timer task if the core's next deadline moved earlier."""
+        self._timer.poke()
 
     def send(self, start: Callable[[ClientConnection], str]) -> None:
         """Queue one request nobody waits for (its reply is dropped) and wake the writer;
@@ -470,28 +480,3 @@ class Session:
             slot.set(error)
         for call in self._calls.values():
             call.finish(error)
-
-    # ------------------------------------------------------------------ timers
-
-    def poke_timer(self) -> None:
-        """Wake the timer task if the core's next deadline moved earlier."""
-        deadline = self._core.next_deadline()
-        if deadline is not None and (self._timer_at is None or deadline < self._timer_at):
-            self._timer_wakeup.set()
-
-    async def _timer_loop(self, scope: anyio.CancelScope) -> None:
-        # Shielded: a cancellation of the code around ``async with client`` must not stop
-        # the timers before ``__aexit__`` has hung up (``_stop_background`` ends it).
-        with scope:
-            while True:
-                self._timer_wakeup = anyio.Event()
-                self._timer_at = self._core.next_deadline()
-                deadline = math.inf if self._timer_at is None else self._timer_at
-                with anyio.CancelScope(deadline=deadline):
-                    await self._timer_wakeup.wait()
-                self._timer_at = None
-                now, stamp = anyio.current_time(), time.time()  # the ping carries wall-clock
-                events = self._core.handle_timer(now=now, timestamp=stamp)
-                if events:
-                    self.dispatch(events)
-                self._want_write()  # never write here: a slow write must not delay timers

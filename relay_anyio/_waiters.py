@@ -1,7 +1,10 @@
-"""Small waiting primitives of the client: one-shot result slots, the inbound iterator."""
+"""Small waiting primitives of the client: one-shot result slots, the inbound iterator, and
+the deadlines that bound waits."""
 
 from __future__ import annotations
 
+import heapq
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 import anyio
@@ -55,3 +58,48 @@ class InboundCalls:
             return await self._receive.receive()
         except (anyio.EndOfStream, anyio.ClosedResourceError):
             raise StopAsyncIteration from None
+
+
+class Deadlines:
+    """Bounds on waits, kept by the session's timer task rather than a cancel scope per wait
+    (reason: a scope costs several microseconds to enter and leave, and every request and
+    hang-up waits once or twice).
+
+    Each entry is ``(when, seq, done, expire)``: at ``when`` the timer task calls ``expire()``
+    unless ``done()`` says the wait is already over. Entries whose wait ended early stay until
+    their time or until they outnumber the live ones, when the heap is compacted.
+    """
+
+    __slots__ = ("_heap", "_limit", "_seq")
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Callable[[], bool], Callable[[], None]]] = []
+        self._seq = 0
+        self._limit = _COMPACT_AT  # compact when the heap reaches this (then: twice the rest)
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def add(self, when: float, done: Callable[[], bool], expire: Callable[[], None]) -> bool:
+        """Schedule ``expire``; returns whether ``when`` is now the earliest deadline."""
+        heap = self._heap
+        if len(heap) >= self._limit:
+            self._heap = heap = [entry for entry in heap if not entry[2]()]
+            heapq.heapify(heap)
+            self._limit = max(_COMPACT_AT, 2 * len(heap))
+        self._seq += 1
+        heapq.heappush(heap, (when, self._seq, done, expire))
+        return heap[0][1] == self._seq
+
+    def next_deadline(self) -> float | None:
+        return self._heap[0][0] if self._heap else None
+
+    def expire_due(self, now: float) -> None:
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            _, _, done, expire = heapq.heappop(heap)
+            if not done():
+                expire()
+
+
+_COMPACT_AT = 256
