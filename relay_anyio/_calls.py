@@ -241,6 +241,8 @@ class Call:
         if self.ended:
             return
         await self.session.command(lambda core: core.end(self.call_id, reason), call=self)
+        if self.ended:  # usually: ``ended`` came in the same read as the reply
+            return
         timeout = self.session.request_timeout
         self.session.expire_at(
             anyio.current_time() + timeout,
