@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import math
 import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import partial
 from typing import Any, TextIO
 
 import anyio
 
 from relay_proto import CallStateChanged, Event, LocalProtocolError
-from relay_proto.simulator import Scenario
+from relay_proto.simulator import DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT, Scenario
 
 from ._client import RelayClient
 from ._errors import (
@@ -84,12 +87,52 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--url", help="ws:// or wss:// URL of a RELAY server")
     target.add_argument("--host", help="RELAY host, e.g. example.signalwire.com")
 
-    serve = commands.add_parser("serve", help="run the local RELAY simulator")
+    _add_serve_options(commands.add_parser("serve", help="run the local RELAY simulator"))
+    return parser
+
+
+def _add_serve_options(serve: argparse.ArgumentParser) -> None:
     serve.add_argument("--listen", default="127.0.0.1:8765", metavar="HOST:PORT")
     serve.add_argument("--project", help="accept only this project id (with --token)")
     serve.add_argument("--token", help="accept only this token (with --project)")
     serve.add_argument("--scenario", metavar="FILE", help="JSON scenario file (docs/simulator.md)")
-    return parser
+    serve.add_argument(
+        "--ping-interval",
+        default=f"{DEFAULT_PING_INTERVAL:g}",
+        metavar="S",
+        help="ping each socket S seconds after its last pong; 0 or off: never (positive S)"
+        f" (default {DEFAULT_PING_INTERVAL:g})",
+    )
+    serve.add_argument(
+        "--ping-timeout",
+        default=f"{DEFAULT_PING_TIMEOUT:g}",
+        metavar="S",
+        help="close a socket whose ping stays unanswered S seconds"
+        f" (default {DEFAULT_PING_TIMEOUT:g})",
+    )
+    serve.add_argument(
+        "--verbose",
+        action="store_true",
+        help="report on stderr each socket's session (new or resumed) and why it closed",
+    )
+
+
+def _seconds(option: str, text: str) -> float:
+    """A positive number of seconds; anything else is a usage error."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (0 < seconds < 1e12):  # the simulator's own bound
+        raise ConfigurationError(f"{option} must be a positive number of seconds, got {text!r}")
+    return seconds
+
+
+def _ping_interval(text: str) -> float | None:
+    """``--ping-interval``: positive seconds, or ``0``/``off`` (None: no server pings)."""
+    if text.strip().lower() in ("0", "off"):
+        return None
+    return _seconds("--ping-interval", text)
 
 
 class _Progress:
@@ -180,16 +223,42 @@ async def _serve(args: argparse.Namespace, out: TextIO) -> int:
         raise ConfigurationError("--project and --token go together")
     credentials = None if args.project is None else {args.project: args.token}
     scenario = _load_scenario(args.scenario) if args.scenario else None
+    ping_interval = _ping_interval(args.ping_interval)
+    ping_timeout = _seconds("--ping-timeout", args.ping_timeout)
     # The command line owns the process, so it may own its signals (the library never
     # installs handlers): Ctrl-C or SIGTERM end the server cleanly on either backend.
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals, _verbose(args):
         async with serve_simulator(
-            host=host.strip("[]"), port=int(port_text), credentials=credentials, scenario=scenario
+            host=host.strip("[]"),
+            port=int(port_text),
+            credentials=credentials,
+            scenario=scenario,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
         ) as sim:
             print(sim.url, file=out, flush=True)
             async for _ in signals:
                 break
     return EXIT_OK
+
+
+@contextmanager
+def _verbose(args: argparse.Namespace) -> Iterator[None]:
+    """With ``--verbose``, the simulator's INFO lines go to stderr for this command only."""
+    if not args.verbose:
+        yield
+        return
+    logger = logging.getLogger("relay_anyio.simulator")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("relay serve: %(message)s"))
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:

@@ -9,6 +9,11 @@ Invariants: one task per socket reads it; one timer task runs the simulator's ti
 after any input, every connection with something queued is flushed (one write per
 connection; ``Simulator.ready_connections()`` says which), and a connection the simulator
 marks closed is closed. Everything stops with the context.
+
+Each socket is numbered in order of arrival; ``relay_anyio.simulator`` logs at INFO when
+one opens a session (new or resumed) and when one closes, with the reason (the client went
+away, a server ping went unanswered, a drop fault, ...): ``relay serve --verbose`` prints
+these lines.
 """
 
 from __future__ import annotations
@@ -24,7 +29,15 @@ import anyio
 import anyio.abc
 
 from relay_proto import RemoteProtocolError
-from relay_proto.simulator import LiveCall, Scenario, ServerConnection, Simulator, uuid4_batched
+from relay_proto.simulator import (
+    DEFAULT_PING_INTERVAL,
+    DEFAULT_PING_TIMEOUT,
+    LiveCall,
+    Scenario,
+    ServerConnection,
+    Simulator,
+    uuid4_batched,
+)
 
 from ._errors import ConnectionLostError, ProtocolViolationError, RelayError
 from ._handshake import accept_websocket
@@ -41,6 +54,8 @@ class SimulatorServer:
         self.host = host
         self.port = port
         self._sockets: dict[ServerConnection, WebSocket] = {}
+        self._numbers: dict[ServerConnection, int] = {}
+        self._accepted = 0
         self._wakeup = anyio.Event()
         self._timer_at: float | None = None
 
@@ -120,6 +135,9 @@ class SimulatorServer:
             except RelayError:
                 continue
             if conn.closed:
+                logger.info(
+                    "socket %d closed by the simulator: %s", self._numbers[conn], conn.close_reason
+                )
                 await ws.abort()
 
     async def _timer_loop(self) -> None:
@@ -142,6 +160,8 @@ class SimulatorServer:
             return
         conn = self.simulator.open_connection(anyio.current_time())
         self._sockets[conn] = ws
+        self._accepted += 1
+        self._numbers[conn] = number = self._accepted
         try:
             while True:
                 try:
@@ -150,16 +170,22 @@ class SimulatorServer:
                     logger.info("client broke the protocol: %s", exc)
                     continue
                 now = anyio.current_time()
+                had_session = conn.protocol is not None
                 for text in texts:
                     try:
                         conn.receive(text, now)
                     except RemoteProtocolError as exc:
                         logger.info("client broke the protocol: %s", exc)
+                if not had_session and conn.protocol is not None:
+                    how = "resumed" if conn.session_restored else "new"
+                    logger.info("socket %d connected: session %s", number, how)
                 await self._after_input()
         except ConnectionLostError:
-            pass
+            if not conn.closed:
+                logger.info("socket %d closed by the client", number)
         finally:
             del self._sockets[conn]
+            del self._numbers[conn]
             conn.connection_lost(anyio.current_time())
             with anyio.CancelScope(shield=True):
                 await ws.aclose(timeout=1.0)
@@ -173,11 +199,16 @@ async def serve_simulator(
     credentials: Mapping[str, str] | None = None,
     scenario: Scenario | Mapping[str, Any] | None = None,
     resume_grace: float = 30.0,
+    ping_interval: float | None = DEFAULT_PING_INTERVAL,
+    ping_timeout: float = DEFAULT_PING_TIMEOUT,
 ) -> AsyncIterator[SimulatorServer]:
     """Run a simulator on ``host:port`` (port 0 picks a free one) for the block's duration.
 
     ``credentials`` maps project ids to tokens (None accepts any); ``scenario`` is a
-    ``Scenario`` or its dict form (see docs/simulator.md).
+    ``Scenario`` or its dict form (see docs/simulator.md). The server pings each socket
+    ``ping_interval`` seconds after its last pong (``None``: never) and closes one whose
+    ping stays unanswered ``ping_timeout`` seconds; both must be positive
+    (``LocalProtocolError`` otherwise).
     """
     if isinstance(scenario, Mapping):
         scenario = Scenario.from_dict(scenario)
@@ -185,6 +216,8 @@ async def serve_simulator(
         credentials=credentials,
         scenario=scenario,
         resume_grace=resume_grace,
+        ping_interval=ping_interval,
+        ping_timeout=ping_timeout,
         id_factory=uuid4_batched(),
         epoch=time.time() - anyio.current_time(),
     )

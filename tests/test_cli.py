@@ -89,6 +89,12 @@ def test_dial_with_failover(capsys: pytest.CaptureFixture[str]) -> None:
         pytest.param(["serve", "--listen", ":8765"], id="listen-no-host"),
         pytest.param(["serve", "--project", "p"], id="project-without-token"),
         pytest.param(["serve", "--scenario", "/nonexistent/scenario.json"], id="no-scenario"),
+        pytest.param(["serve", "--ping-interval", "-1"], id="ping-interval-negative"),
+        pytest.param(["serve", "--ping-interval", "never"], id="ping-interval-word"),
+        pytest.param(["serve", "--ping-timeout", "0"], id="ping-timeout-0"),
+        pytest.param(["serve", "--ping-timeout", "off"], id="ping-timeout-off"),
+        pytest.param(["serve", "--ping-timeout", "nan"], id="ping-timeout-nan"),
+        pytest.param(["serve", "--ping-timeout", "inf"], id="ping-timeout-inf"),
     ],
 )
 def test_usage_errors_exit_2_with_one_line(
@@ -133,15 +139,22 @@ def test_help_mentions_both_commands(capsys: pytest.CaptureFixture[str]) -> None
     assert "SIGNALWIRE_API_TOKEN" in text
 
 
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("0", None), ("off", None), (" OFF ", None), ("0.25", 0.25), ("3", 3.0)]
+)
+def test_ping_interval_is_seconds_or_off(text: str, seconds: float | None) -> None:
+    assert _cli._ping_interval(text) == seconds
+
+
 @contextlib.contextmanager
-def serve(backend: str = "asyncio") -> Iterator[tuple[str, subprocess.Popen[str]]]:
+def serve(backend: str = "asyncio", *extra: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """``python -m relay_anyio serve --listen 127.0.0.1:0 --project P --token MARKER``.
 
     Yields the URL it printed (read with a timeout) and the process; kills it on the way
     out if the test did not stop it.
     """
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    argv = ["--backend", backend, "serve", "--listen", "127.0.0.1:0"]
+    argv = ["--backend", backend, "serve", "--listen", "127.0.0.1:0", *extra]
     process = subprocess.Popen(
         [sys.executable, "-m", "relay_anyio", *argv, "--project", "cli-project", "--token", MARKER],
         stdout=subprocess.PIPE,
@@ -197,6 +210,34 @@ def test_serve_prints_its_url_and_dial_reaches_it(
     assert code == EXIT_OK, err
     assert "embedded" not in out
     assert "answered: call " in out
+
+
+def test_serve_verbose_reports_each_socket(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SIGNALWIRE_PROJECT_ID", "cli-project")
+    monkeypatch.setenv("SIGNALWIRE_API_TOKEN", MARKER)
+    extra = ("--verbose", "--ping-interval", "30", "--ping-timeout", "5")
+    with serve("asyncio", *extra) as (url, process):
+        code, _, err = run(["dial", "--from", FROM, "--to", TO, "--url", url], capsys)
+        assert code == EXIT_OK, err
+        stderr = process.stderr
+        assert stderr is not None
+        lines: list[str] = []
+
+        def read_until_closed() -> None:  # the close is logged just after the dial exits
+            while (line := stderr.readline()) and "closed" not in line:
+                lines.append(line)
+            lines.append(line)
+
+        reader = threading.Thread(target=read_until_closed, daemon=True)
+        reader.start()
+        reader.join(timeout=20)
+        process.terminate()
+    assert lines[:2] == [
+        "relay serve: socket 1 connected: session new\n",
+        "relay serve: socket 1 closed by the client\n",
+    ]
 
 
 def test_wrong_token_exits_4_without_printing_it(

@@ -11,16 +11,28 @@ port option. It validates ``host`` (no ``/``, ``@``, ``?``, space) and then alwa
 these tests replace the ``websockets`` name *inside* ``signalwire.relay.client`` (via
 ``monkeypatch``, so only for the test) with a namespace whose ``connect`` rewrites
 ``wss://`` to ``ws://`` and otherwise forwards every argument unchanged.
+
+The ping and resume tests start a simulator of their own (``relay serve --verbose`` with
+their own ping settings and faults) and synchronise on its stderr lines (a socket's
+session opened new or resumed, a socket closed and why), each waited for with a bound;
+each test's docstring says what the SDK was observed to do. The subprocess runs this
+checkout's sources (``PYTHONPATH``), whatever an editable install elsewhere points at.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import queue
+import signal
 import subprocess
 import sys
 import threading
 import types
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -33,10 +45,15 @@ if not hasattr(sw_client, "RelayClient"):  # the unrelated 2.x `signalwire` pack
     pytest.skip(f"`signalwire` is not signalwire-sdk 3.x; {_SKIP_REASON}", allow_module_level=True)
 websockets: Any = pytest.importorskip("websockets", reason=_SKIP_REASON)
 
+ROOT = Path(__file__).absolute().parent.parent  # this checkout
 PROJECT = "interop-project"
 TOKEN = "interop-token"
 FROM = "+15550000001"
 ANSWERS = "+15550000002"
+SLOW = "+15550000003"  # answers after SLOW_ANSWER seconds
+SLOW_ANSWER = 2.0
+PING_INTERVAL = 0.2  # so SLOW_ANSWER spans ten server ping cycles
+PING_TIMEOUT = 0.5
 BUSY = "+15550000010"
 UNREACHABLE = "+15550000011"
 SCENARIO = {
@@ -44,8 +61,10 @@ SCENARIO = {
     "destinations": {
         BUSY: {"outcome": "busy", "after": 0.1},
         UNREACHABLE: {"outcome": "error", "after": 0.1},
+        SLOW: {"outcome": "answer", "after": SLOW_ANSWER},
     },
 }
+DROP_PING = "1.5"  # seconds: well after the first dial of the resume test is answered
 URL_WAIT = 15.0  # seconds for the simulator to print its URL
 STEP = 10.0  # seconds for any one SDK operation
 
@@ -64,37 +83,59 @@ def _read_line(stream: Any, timeout: float) -> str | None:
     return box[0] if box else None
 
 
-@pytest.fixture(scope="module")
-def simulator_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``python -m relay_anyio serve`` in a subprocess; yields its ws:// URL."""
-    workdir = tmp_path_factory.mktemp("interop")
-    scenario = workdir / "scenario.json"
-    scenario.write_text(json.dumps(SCENARIO), encoding="utf-8")
-    stderr_path = workdir / "simulator.stderr"
-    command = [
-        sys.executable,
-        "-m",
-        "relay_anyio",
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--project",
-        PROJECT,
-        "--token",
-        TOKEN,
-        "--scenario",
-        str(scenario),
-    ]
-    with stderr_path.open("w", encoding="utf-8") as stderr:
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True)
+class Served:
+    """A ``relay serve --verbose`` subprocess: its URL, and its stderr lines as they come
+    (``--verbose`` prints one when a socket opens a session and when one closes)."""
+
+    def __init__(self, proc: subprocess.Popen[str], url: str) -> None:
+        self.proc = proc
+        self.url = url
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        assert proc.stderr is not None
+        threading.Thread(target=self._pump, args=(proc.stderr,), daemon=True).start()
+
+    def _pump(self, stream: Any) -> None:
+        for line in stream:
+            self.lines.put(line.rstrip("\n"))
+
+    async def next_line(self, within: float = STEP) -> str:
+        """The next stderr line, waited for at most ``within`` seconds (off the loop, so
+        the SDK keeps running, answering pings)."""
+
+        def get() -> str:
+            try:
+                return self.lines.get(timeout=within)
+            except queue.Empty:
+                raise AssertionError(f"no simulator line in {within} s; saw {self.seen}") from None
+
+        line = await anyio.to_thread.run_sync(get)
+        self.seen.append(line)
+        return line
+
+
+@contextmanager
+def _serve(workdir: Path, scenario: dict[str, Any], *extra: str) -> Iterator[Served]:
+    """``python -m relay_anyio serve --verbose ...`` from this worktree, in a subprocess."""
+    path = workdir / f"scenario-{len(list(workdir.iterdir()))}.json"
+    path.write_text(json.dumps(scenario), encoding="utf-8")
+    command = [sys.executable, "-m", "relay_anyio", "serve", "--listen", "127.0.0.1:0"]
+    command += ["--project", PROJECT, "--token", TOKEN, "--scenario", str(path), "--verbose"]
+    # This checkout's sources, whatever an editable install of another checkout says.
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    proc = subprocess.Popen(
+        [*command, *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
     try:
         line = _read_line(proc.stdout, URL_WAIT)
         if not line or not line.startswith("ws://"):
-            raise AssertionError(
-                f"simulator printed {line!r} (exit {proc.poll()}); stderr:\n"
-                + stderr_path.read_text(encoding="utf-8")
-            )
-        yield line.strip()
+            proc.kill()
+            _, err = proc.communicate(timeout=5)
+            raise AssertionError(f"simulator printed {line!r} (exit {proc.poll()}); stderr:\n{err}")
+        yield Served(proc, line.strip())
     finally:
         proc.terminate()
         try:
@@ -102,8 +143,21 @@ def simulator_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=5)
-        assert proc.stdout is not None
-        proc.stdout.close()
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+@pytest.fixture(scope="module")
+def simulator_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One simulator for the tests that need nothing special; yields its ws:// URL."""
+    with _serve(tmp_path_factory.mktemp("interop"), SCENARIO) as served:
+        yield served.url
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    return tmp_path
 
 
 @pytest.fixture
@@ -194,3 +248,131 @@ async def test_official_sdk_sees_our_authentication_error(simulator_url: str) ->
             assert caught.value.code == -32002
         finally:
             await client.disconnect()  # also frees the SDK's process-wide connection slot
+
+
+@pytest.mark.anyio
+@pytest.mark.usefixtures("plain_ws")
+async def test_official_sdk_answers_server_pings(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The simulator pings every PING_INTERVAL s and closes a socket whose ping stays
+    unanswered PING_TIMEOUT s. Observed: the SDK answers each ``signalwire.ping`` with an
+    empty result, so a dial that takes SLOW_ANSWER s (ten ping cycles) completes on the
+    same socket, and the only close the simulator reports is the SDK's own disconnect.
+    Control: the same SDK with its pong suppressed is closed for "ping unanswered", so
+    the observable does see a missing pong."""
+    interval, timeout = str(PING_INTERVAL), str(PING_TIMEOUT)
+    with (
+        _serve(workdir, SCENARIO, "--ping-interval", interval, "--ping-timeout", timeout) as sim,
+        anyio.fail_after(30),
+    ):
+        client = _client(sim.url)
+        try:
+            await client.connect()
+            assert await sim.next_line() == "relay serve: socket 1 connected: session new"
+            call = await client.dial([[_phone(SLOW)]], dial_timeout=STEP)
+            assert call.state == "answered"
+            await call.hangup()
+            await call.wait_for_ended(timeout=STEP)
+        finally:
+            await client.disconnect()
+        assert await sim.next_line() == "relay serve: socket 1 closed by the client"
+
+        async def no_pong(req_id: str) -> None:
+            pass
+
+        silent = _client(sim.url)
+        monkeypatch.setattr(silent, "_send_pong", no_pong)
+        try:
+            await silent.connect()
+            assert await sim.next_line() == "relay serve: socket 2 connected: session new"
+            line = await sim.next_line(PING_INTERVAL + PING_TIMEOUT + STEP)
+            assert line == "relay serve: socket 2 closed by the simulator: ping unanswered"
+        finally:
+            await silent.disconnect()
+
+
+@pytest.mark.anyio
+@pytest.mark.usefixtures("plain_ws")
+async def test_official_sdk_run_loop_reconnects_and_resumes(workdir: Path) -> None:
+    """The SDK reconnects only inside ``run()``, which is ``asyncio.run(_run_forever())``
+    plus a SIGINT handler; ``run()`` blocks and must own the main thread, so this test runs
+    the same ``_run_forever()`` coroutine on its own loop.
+
+    The simulator drops the socket (``drop_after_frames``) with no close handshake once a
+    call is up: 2 connect frames + 6 of the dial (answered 0.1 s after it is sent), then
+    the first server ping (frame 9, DROP_PING s after the connect) is sent and the socket
+    dropped. Observed: the SDK sees the close, waits its 1 s reconnect delay, connects
+    again sending the ``protocol`` it had, and the simulator restores the session
+    (``relay_protocol`` unchanged); the call dialed before the drop is still the SDK's
+    and can be hung up, and a new dial works. (The SDK fails every request and dial
+    pending at a drop, known defect 2; none is pending here.)"""
+    scenario = {**SCENARIO, "faults": {"drop_after_frames": 9}}
+    loop = asyncio.get_running_loop()
+    with _serve(workdir, scenario, "--ping-interval", DROP_PING) as sim, anyio.fail_after(30):
+        client = _client(sim.url)
+        runner = asyncio.ensure_future(client._run_forever())
+        try:
+            assert await sim.next_line() == "relay serve: socket 1 connected: session new"
+            first = await client.dial([[_phone(ANSWERS)]], dial_timeout=STEP)
+            assert first.state == "answered"
+            protocol = client.relay_protocol  # set by then: the dial waited for the connect
+            assert protocol.startswith("signalwire_")
+            line = await sim.next_line()
+            assert line == "relay serve: socket 1 closed by the simulator: drop fault"
+            line = await sim.next_line()
+            assert line == "relay serve: socket 2 connected: session resumed"
+            assert client.relay_protocol == protocol
+
+            await first.hangup()
+            ended = await first.wait_for_ended(timeout=STEP)
+            assert ended.params["end_reason"] == "hangup"
+            second = await client.dial([[_phone(ANSWERS)]], dial_timeout=STEP)
+            assert second.state == "answered"
+            await second.hangup()
+            await second.wait_for_ended(timeout=STEP)
+        finally:
+            await client.disconnect()
+            await runner
+            loop.remove_signal_handler(signal.SIGINT)  # installed by _run_forever
+
+
+@pytest.mark.anyio
+@pytest.mark.usefixtures("plain_ws")
+async def test_official_sdk_connect_path_resumes_only_when_the_app_reconnects(
+    workdir: Path,
+) -> None:
+    """Outside ``run()`` (``await client.connect()``, the async path) the SDK does not
+    reconnect by itself (known defect 4). Observed, with the socket dropped right after
+    the connect (``drop_after_frames`` 2: the connect result and the
+    ``authorization.state`` event): the SDK's reader ends; a dial made then is queued, not
+    sent, and the simulator sees no new socket; when the app calls ``connect()`` again,
+    the SDK sends its ``protocol``, the simulator restores the session, and the SDK sends
+    the queued dial, which completes. (The app must wait for the reader to end first: a
+    ``connect()`` while the old reader is still finishing would have that reader mark the
+    new connection closed.)"""
+    scenario = {**SCENARIO, "faults": {"drop_after_frames": 2}}
+    with _serve(workdir, scenario) as sim, anyio.fail_after(30):
+        client = _client(sim.url)
+        try:
+            await client.connect()
+            protocol = client.relay_protocol
+            assert await sim.next_line() == "relay serve: socket 1 connected: session new"
+            line = await sim.next_line()
+            assert line == "relay serve: socket 1 closed by the simulator: drop fault"
+            await client._recv_task  # the SDK's reader ends when it sees the close
+
+            dial = asyncio.ensure_future(client.dial([[_phone(ANSWERS)]], dial_timeout=STEP))
+            await asyncio.sleep(0)  # one loop turn: the dial runs up to its request...
+            assert len(client._execute_queue) == 1  # ...which is queued until a connect
+            assert sim.lines.empty()  # no reconnect of its own (so far)
+
+            await client.connect()
+            assert await sim.next_line() == "relay serve: socket 2 connected: session resumed"
+            assert client.relay_protocol == protocol
+            call = await dial
+            assert call.state == "answered"
+            await call.hangup()
+            await call.wait_for_ended(timeout=STEP)
+        finally:
+            await client.disconnect()

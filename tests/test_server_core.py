@@ -857,7 +857,9 @@ def test_second_socket_takes_over_the_session() -> None:
     new, frames = resume(sim, peer, 1.0)
     assert frames[0]["result"]["session_restored"] is True
     assert peer.conn.closed
+    assert peer.conn.close_reason == "session taken over"
     assert not new.conn.closed
+    assert new.conn.session_restored
     peer.conn.connection_lost(1.5)  # the old socket going away does not detach the new one
     peer.conn.receive("garbage is ignored once closed", 2.0)
     new.dial([[phone(A)]], 2.0)
@@ -880,6 +882,7 @@ def test_server_disconnect_and_resume() -> None:
         peer.conn.send_ping()
     peer.send({"jsonrpc": "2.0", "id": disconnect["id"], "result": {}}, 1.0)
     assert peer.conn.closed
+    assert peer.conn.close_reason == "disconnect answered"
     peer.conn.connection_lost(1.0)
     _, frames = resume(sim, peer, 2.0)
     assert s(frames) == [
@@ -897,8 +900,9 @@ def test_disconnect_restart_makes_session_unresumable() -> None:
     (disconnect,) = peer.drain()
     peer.send({"jsonrpc": "2.0", "id": disconnect["id"], "result": {}}, 1.0)
     peer.conn.connection_lost(1.0)
-    _, frames = resume(sim, peer, 2.0)
+    new, frames = resume(sim, peer, 2.0)
     assert frames[0]["result"]["session_restored"] is False
+    assert new.conn.session_restored is False
 
 
 def test_connection_lost_before_connect() -> None:

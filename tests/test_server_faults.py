@@ -99,8 +99,10 @@ def test_drop_after_frames_is_one_shot_and_rearms() -> None:
         ("dial", "dialing", None),
     ]  # connect result, auth state, dial result, dialing: 4 frames, then the socket drops
     assert peer.conn.closed
+    assert peer.conn.close_reason == "drop fault"
     sim = peer.sim
     peer.conn.connection_lost(0.1)
+    assert peer.conn.close_reason == "drop fault"  # the first reason stays
     sim.handle_timer(0.5)
     new, frames = resume(sim, peer, 1.0)
     assert s(frames) == [
@@ -113,6 +115,7 @@ def test_drop_after_frames_is_one_shot_and_rearms() -> None:
         ("signalwire.authorization.state",),
     ]
     assert not new.conn.closed  # fired once
+    assert (new.conn.session_restored, new.conn.close_reason) == (True, None)
     sim.scenario.faults = dataclasses.replace(sim.scenario.faults)  # a new object re-arms
     new.request("signalwire.ping", {}, 2.0)
     assert new.conn.closed
@@ -231,6 +234,7 @@ def test_drop_on_the_connect_result_and_resume_without_connection_lost() -> None
         ("signalwire.authorization.state",),  # queued for the dropped socket, never sent
         ("signalwire.authorization.state",),
     ]
+    assert new.conn.close_reason == "drop fault"
     new.conn.connection_lost(3.0)  # late loss of a socket that lost the session
     assert not third.conn.closed
 

@@ -93,7 +93,9 @@ def test_resume_on_protocol_alone_state_blob_ignored() -> None:
     sim = make_sim()
     for extra in ({}, {"authorization_state": "garbage"}, {"authorization_state": 7}):
         peer = connected(sim)
+        assert peer.conn.close_reason is None
         peer.conn.connection_lost(1.0)
+        assert peer.conn.close_reason == "connection lost"
         again = Peer(sim, 2.0)
         result = reply(again.connect(2.0, protocol=peer.protocol, **extra))
         assert (result["protocol"], result["session_restored"]) == (peer.protocol, True)
@@ -194,6 +196,7 @@ def test_a_silent_peer_is_closed_after_one_ping_not_flooded() -> None:
     assert len(pings(peer.drain())) == 1
     assert peer.conn.closed
     assert peer.conn.violations == ["ping id-3 unanswered: connection closed"]
+    assert peer.conn.close_reason == "ping unanswered"
     assert sim.next_deadline() is None
     peer.conn.connection_lost(1_000_000.0)
     again = Peer(sim, 1_000_001.0)  # the session waits for a resume as after any loss

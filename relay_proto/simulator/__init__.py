@@ -16,9 +16,11 @@ from .._ids import IdFactory, sequential_uuids, uuid4_batched
 from ._connection import GARBAGE_FRAME, ConnectionState, ServerConnection
 from ._legs import LiveCall
 from ._scenario import Faults, Outcome, OutcomeKind, Refusal, Scenario
-from ._simulator import Simulator
+from ._simulator import DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT, Simulator
 
 __all__ = [
+    "DEFAULT_PING_INTERVAL",
+    "DEFAULT_PING_TIMEOUT",
     "GARBAGE_FRAME",
     "ConnectionState",
     "Faults",

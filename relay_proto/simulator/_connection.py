@@ -89,6 +89,12 @@ class ServerConnection:
         self.opened_at = now
         #: Protocol violations by the peer that were tolerated (for test assertions).
         self.violations: list[str] = []
+        #: Whether this socket's ``signalwire.connect`` resumed an earlier session.
+        self.session_restored = False
+        #: Why the socket is CLOSED (None while it is not): ``"ping unanswered"``,
+        #: ``"drop fault"``, ``"disconnect answered"``, ``"session taken over"`` or
+        #: ``"connection lost"``. For logs and test assertions.
+        self.close_reason: str | None = None
 
     def __repr__(self) -> str:
         return f"<ServerConnection {self._state.value} protocol={self.protocol}>"
@@ -144,7 +150,7 @@ class ServerConnection:
             return
         self._lost = True
         if self._state is not ConnectionState.CLOSED:
-            self._set_state(ConnectionState.CLOSED)
+            self._close("connection lost")
         self._outbox = []
         self._hub.lost(self, self._session, now)
 
@@ -184,7 +190,7 @@ class ServerConnection:
     def _ping_lost(self, request_id: str, when: float) -> None:
         self._ping_timer = None
         self.violations.append(f"ping {request_id} unanswered: connection closed")
-        self._set_state(ConnectionState.CLOSED)
+        self._close("ping unanswered")
 
     def _pong(self, now: float) -> None:
         self._stop_pinging()
@@ -206,9 +212,13 @@ class ServerConnection:
 
     def take_over(self) -> None:
         """Another socket resumed this one's session: close this one."""
-        self._set_state(ConnectionState.CLOSED)
+        self._close("session taken over")
 
     # ---- internals -------------------------------------------------------------------
+
+    def _close(self, reason: str) -> None:
+        self.close_reason = reason
+        self._set_state(ConnectionState.CLOSED)
 
     def _set_state(self, state: ConnectionState) -> None:
         if state not in _CONNECTION_TRANSITIONS[self._state]:  # guarded by every caller
@@ -236,7 +246,7 @@ class ServerConnection:
         self._frames += 1
         limit = self._hub.switch.scenario.faults.drop_after_frames  # every frame: no property
         if limit is not None and self._frames >= limit and self._hub.fire("drop"):
-            self._set_state(ConnectionState.CLOSED)
+            self._close("drop fault")
 
     def _reply(self, request_id: str | int | None, result: JSONObject) -> None:
         if request_id is not None:
@@ -253,7 +263,7 @@ class ServerConnection:
         method = self._pending.pop(key, None)
         if method is not None:
             if method == "signalwire.disconnect":
-                self._set_state(ConnectionState.CLOSED)
+                self._close("disconnect answered")
             elif key == self._ping_id:  # any reply, even an error, proves the peer alive
                 self._pong(now)
             return
@@ -353,6 +363,7 @@ class ServerConnection:
             return
         session, restored = hub.attach(self, project, params, now)
         self._session = session
+        self.session_restored = restored
         session.event_acks = params.get("event_acks") is True
         hub.sessions.subscribe(session, contexts, add=True)
         self._set_state(ConnectionState.OPEN)
