@@ -68,10 +68,16 @@ class DialStatus(enum.Enum):
     ANSWERED = "answered"
     DEAD = "dead"
 
+    # Identity hash (members are singletons and compare by identity): ``Enum.__hash__`` is
+    # a Python-level call, and ``DIAL`` is looked up by (status, input) on every dial.
+    __hash__ = object.__hash__
+
 
 class DialInput(enum.Enum):
     ANSWER = "answer"  # the server reported a winner
     KILL = "kill"  # failed, refused, timed out, abandoned or lost with the session
+
+    __hash__ = object.__hash__  # as DialStatus
 
 
 DIAL: dict[tuple[DialStatus, DialInput], DialStatus] = {
