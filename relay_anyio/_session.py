@@ -316,12 +316,18 @@ class Session:
         self._timer.expire_at(
             anyio.current_time() + self._request_timeout,
             lambda: self._requests.get(request_id) is not slot,
-            lambda: slot.set(RequestTimeoutError(self._timeout_message)),
+            lambda: self._expire(request_id, slot),
         )
         try:
             return await slot.wait()
         finally:
             self._requests.pop(request_id, None)
+
+    def _expire(self, request_id: str, slot: Slot[JSONObject]) -> None:
+        """A request's wait ran out: fail it, and let the core give it up (not sent if it
+        has not been: the caller was told it failed)."""
+        slot.set(RequestTimeoutError(self._timeout_message))
+        self._core.give_up(request_id)
 
     def expire_at(self, when: float, done: Callable[[], bool], expire: Callable[[], None]) -> None:
         """Bound a wait: at ``when`` the timer task calls ``expire()`` unless ``done()``."""

@@ -317,6 +317,11 @@ class ClientConnection:
         resend = params if cleanup else None
         return self._request(PendingRequest("calling.end", call_id, resend=resend), params)
 
+    def give_up(self, request_id: str) -> None:
+        """Stop waiting for a request: one not yet sent is not sent, one sent is forgotten
+        and its late reply dropped; no event reports it. A cleanup hang-up is kept."""
+        self._requests.give_up(request_id)
+
     def answer(self, call_id: str) -> str:
         return self._call_request(self._live_call(call_id), "calling.answer", {})
 

@@ -167,6 +167,17 @@ class RequestTable:
         if request is not None and not request.sent:
             self.withdraw(request_id)
 
+    def give_up(self, request_id: str) -> None:
+        """Nobody waits for ``request_id`` any more: not sent if it has not been, else
+        forgotten (a late reply is dropped). Hang-ups that must happen (``resend``) stay."""
+        request = self._pending.get(request_id)
+        if request is None or request.resend is not None:
+            return
+        if request.sent:
+            self.finish(request_id)
+        else:
+            self.withdraw(request_id)
+
     def take_reply(self, request_id: str) -> PendingRequest | None:
         """Finish the request a reply answers and return it; None for a late reply to a
         finished one (a reply to an id never made raises)."""

@@ -14,6 +14,7 @@ and has not been reset since.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 from . import _wire as wire
@@ -36,6 +37,9 @@ class Session:
         self._auth = auth
         self._agent = agent
         self._authorization_state: str | None = None
+        #: Blobs let go of lately: still secrets if the server echoes one back in a reply
+        #: that is read after the session dropped it (so still masked in output).
+        self._old_blobs: deque[str] = deque(maxlen=4)
         #: The id of the outstanding ``signalwire.connect``, and whether it asked to resume.
         self.connect_id: str | None = None
         self._resume_requested = False
@@ -45,7 +49,7 @@ class Session:
     @property
     def secrets(self) -> tuple[str, ...]:
         """The secret values held now: the token or JWT, and the authorization blob."""
-        held = tuple(value for key, value in self._auth.items() if key != "project")
+        held = (*(value for key, value in self._auth.items() if key != "project"), *self._old_blobs)
         return (*held, self._authorization_state) if self._authorization_state else held
 
     def move(self, event: SessionInput) -> None:
@@ -87,7 +91,7 @@ class Session:
         resumed = self._resume_requested
         restored = resumed and (flag if isinstance(flag, bool) else protocol == self.protocol)
         if resumed and not restored:
-            self._authorization_state = None  # it belonged to the session that was refused
+            self._set_blob(None)  # it belonged to the session that was refused
         self.protocol = protocol
         identity = result.get("identity")
         self.identity = identity if isinstance(identity, str) else None
@@ -157,9 +161,14 @@ class Session:
             return UnhandledEvent(event_type=event_type, timestamp=timestamp, params=inner)
         value = inner.get("authorization_state")
         if isinstance(value, str) and value:
-            self._authorization_state = value
+            self._set_blob(value)
         return None
 
     def _forget_resume_state(self) -> None:
         self.protocol = None
-        self._authorization_state = None
+        self._set_blob(None)
+
+    def _set_blob(self, value: str | None) -> None:
+        if self._authorization_state is not None and self._authorization_state != value:
+            self._old_blobs.append(self._authorization_state)
+        self._authorization_state = value

@@ -356,7 +356,8 @@ class CallTracker:
         )
         if leg.state is not CallState.ENDED:
             self.calls[leg.call_id] = call
-            if record.max_duration is not None:
+            # No limit for a call already ending: nothing would be left to end.
+            if record.max_duration is not None and leg.state is CallState.ANSWERED:
                 key = ("max_duration", leg.call_id)
                 call.max_duration = self._timers.schedule(now + record.max_duration, key)
         return call

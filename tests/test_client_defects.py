@@ -233,3 +233,36 @@ def test_a_cleanup_end_waiting_for_a_socket_outlives_a_reset_session() -> None:
     assert not [e for e in events if isinstance(e, RequestFailed)]
     ends = [f for f in c.sent() if f["method"] == "calling.end"]
     assert rid in [f["id"] for f in ends]
+
+
+def test_giving_up_an_unsent_request_means_it_is_never_sent() -> None:
+    c = Client()
+    c.connect()
+    c.core.connection_lost(now=1)
+    held = c.core.execute("calling.never", {})
+    c.core.give_up(held)
+    c.core.give_up("never-made")  # unknown ids are ignored
+    c.connect()
+    assert c.sent() == []  # nothing went out with the new session
+    assert c.core.pending_request_count == 0
+
+
+def test_giving_up_a_sent_request_forgets_it_and_drops_its_late_reply() -> None:
+    c = Client()
+    c.connect()
+    sent = c.core.execute("calling.never", {})
+    c.sent()
+    c.core.give_up(sent)
+    assert c.core.pending_request_count == 0
+    assert c.feed(ok(sent)) == []  # late: dropped quietly, no RemoteProtocolError
+
+
+def test_a_cleanup_hang_up_is_never_given_up() -> None:
+    c = Client()
+    c.connect()
+    c.answered_call("CALL-1")
+    c.sent()
+    hangup = c.core.end("CALL-1", cleanup=True)
+    c.core.give_up(hangup)
+    assert [frame["method"] for frame in c.sent()] == ["calling.end"]
+    assert c.core.pending_request_count == 1

@@ -670,3 +670,19 @@ def test_stale_timers_are_compacted_away() -> None:
         c.sent()
     assert c.core.live_call_ids == frozenset()
     assert c.core.next_deadline() is None  # every one of them was stale
+
+
+def test_a_winner_already_ending_gets_no_max_duration_timer() -> None:
+    # The callee hangs up at once: the leg's ``ending`` comes before the dial's
+    # ``answered``, and its ``ended`` is late. The max_duration deadline must not fire a
+    # hang-up for a call that is already ending (nor fail looking for a reason).
+    c = ready()
+    tag, frame = c.dial(max_duration=10)
+    c.feed(ok(frame["id"], "Dialing"))
+    for state in ("created", "ringing", "answered", "ending"):
+        c.state("CALL-1", state, tag=tag)
+    c.dial_event(tag, "answered", call_id="CALL-1")
+    assert c.core.get_call("CALL-1") is not None
+    c.sent()
+    assert c.tick(20.0) == []
+    assert c.sent() == []

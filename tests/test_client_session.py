@@ -167,6 +167,19 @@ def test_secrets_lists_the_credential_and_the_blob_for_masking() -> None:
     assert Client(jwt_token="JWT-xyz", project=None, token=None).core.secrets == ("JWT-xyz",)
 
 
+def test_a_blob_let_go_is_still_a_secret_for_masking() -> None:
+    # A refused resume drops the blob while its reply is read; the server may have echoed
+    # the blob in that very reply, so it must still be listed for masking afterwards.
+    c = _resumable()
+    c.event("signalwire.authorization.state", {"authorization_state": "BLOB-2"})
+    c.core.connection_lost(now=1)
+    request_id = c.core.connect(now=1)
+    c.sent()
+    c.feed(error(request_id, -32003, "stale authorization state BLOB-2"))
+    assert "BLOB-2" in c.core.secrets
+    assert "BLOB-1" in c.core.secrets
+
+
 def test_resume_without_a_blob_sends_only_the_protocol() -> None:
     c = Client()
     c.connect(protocol="proto-1")

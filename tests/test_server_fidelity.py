@@ -192,8 +192,13 @@ def test_a_silent_peer_is_closed_after_one_ping_not_flooded() -> None:
     sim = make_sim(ping_interval=10.0, ping_timeout=5.0)
     peer = connected(sim)
     protocol = peer.protocol
-    sim.handle_timer(1_000_000.0)  # a fake clock far ahead: one ping, then the close
+    sim.handle_timer(1_000_000.0)  # a fake clock far ahead (or a late wake-up): one ping
     assert len(pings(peer.drain())) == 1
+    # ... whose answer is waited for from when it really went out, not from when it was due
+    assert not peer.conn.closed
+    assert sim.next_deadline() == 1_000_005.0
+    sim.handle_timer(1_000_005.0)
+    assert peer.drain() == []  # still one ping: no flood
     assert peer.conn.closed
     assert peer.conn.violations == ["ping id-3 unanswered: connection closed"]
     assert peer.conn.close_reason == "ping unanswered"

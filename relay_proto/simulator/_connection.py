@@ -184,7 +184,8 @@ class ServerConnection:
         self._ping_id = request_id = self._hub.new_id()
         self._pending[request_id] = "signalwire.ping"
         self._queue(wire.encode_request(request_id, "signalwire.ping", {"timestamp": when}))
-        deadline = when + self._hub.ping_timeout
+        # From when the ping really goes out: a late wake-up must not time it out at once.
+        deadline = max(when, self._hub.clock) + self._hub.ping_timeout
         self._ping_timer = self._hub.timers.schedule(deadline, partial(self._ping_lost, request_id))
 
     def _ping_lost(self, request_id: str, when: float) -> None:

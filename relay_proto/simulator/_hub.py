@@ -61,6 +61,9 @@ class Hub(Generic[C]):
         self._jwt_tokens = frozenset(jwt_tokens)
         self.new_id = new_id
         self.timers: TimerQueue[TimerCallback] = TimerQueue()
+        #: The time ``handle_timer`` was last driven at: a timer run late (its driver woke
+        #: late) sees how late, so a ping's answer is waited for from when it really went.
+        self.clock = 0.0
         self.switch = Switch(
             scenario=scenario,
             timers=self.timers,

@@ -172,6 +172,7 @@ class Simulator:
 
     def handle_timer(self, now: float) -> None:
         hub = self._hub
+        hub.clock = now
         timers = hub.timers
         while (due := timers.pop_due(now)) is not None:
             when, callback = due
