@@ -237,3 +237,19 @@ class ScriptedTransport:
             frame: dict[str, Any] = json.loads(await self._outbox.receive())
             if "method" in frame:
                 return frame
+
+    def client(self, **options: Any) -> RelayClient:
+        """A ``RelayClient`` on this transport (no silence watchdog, no exit hang-ups)."""
+        options.setdefault("project", "p")
+        options.setdefault("token", "t")
+        options.setdefault("silence_timeout", None)
+        options.setdefault("hangup_on_exit", False)
+        return RelayClient(url="ws://127.0.0.1:9", transport_factory=self.connect, **options)
+
+    async def answer_connect(self) -> dict[str, Any]:
+        """Take the client's ``signalwire.connect`` and accept it; return that request."""
+        connect = await self.next_request()
+        assert connect["method"] == "signalwire.connect"
+        body = {"identity": "id@example", "protocol": "signalwire_SIG_1", "authorization": {}}
+        self.deliver(json.dumps({"jsonrpc": "2.0", "id": connect["id"], "result": body}))
+        return connect

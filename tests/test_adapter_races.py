@@ -10,18 +10,15 @@ from __future__ import annotations
 import anyio
 import pytest
 from anyio_support import BOUND, ScriptedTransport
-from client_frames import PHONE_A, dial_params, event, ok, result, state_params
+from client_frames import PHONE_A, dial_params, event, ok, state_params
 
-from relay_anyio import ConfigurationError, PlayState, RelayClient
+from relay_anyio import ConfigurationError, PlayState
 
 pytestmark = pytest.mark.anyio
 
 
 async def _answer_connect_and_dial(peer: ScriptedTransport) -> None:
-    connect = await peer.next_request()
-    assert connect["method"] == "signalwire.connect"
-    body = {"identity": "id@example", "protocol": "signalwire_SIG_1", "authorization": {}}
-    peer.deliver(result(connect["id"], body))
+    await peer.answer_connect()
     dial = await peer.next_request()
     assert dial["method"] == "calling.dial"
     tag = dial["params"]["tag"]
@@ -36,15 +33,7 @@ async def _answer_connect_and_dial(peer: ScriptedTransport) -> None:
 @pytest.mark.parametrize("final", ["finished", "error"])
 async def test_play_whose_final_event_shares_a_read_with_the_reply(final: str) -> None:
     peer = ScriptedTransport()
-    client = RelayClient(
-        project="p",
-        token="t",
-        url="ws://127.0.0.1:9",
-        transport_factory=peer.connect,
-        ping_interval=None,
-        silence_timeout=None,
-        hangup_on_exit=False,
-    )
+    client = peer.client(ping_interval=None)
 
     async def serve() -> None:
         await _answer_connect_and_dial(peer)
@@ -69,20 +58,10 @@ async def test_leaving_before_the_background_loops_ran_still_stops_them() -> Non
     raises before anything yields, the scripted close does not yield either): the timer
     and writer loops have not run their first step yet and must still be stopped."""
     peer = ScriptedTransport()
-    client = RelayClient(
-        project="p",
-        token="t",
-        url="ws://127.0.0.1:9",
-        transport_factory=peer.connect,
-        ping_interval=None,
-        silence_timeout=None,
-        hangup_on_exit=False,
-    )
+    client = peer.client(ping_interval=None)
 
     async def serve() -> None:
-        connect = await peer.next_request()
-        body = {"identity": "id@example", "protocol": "signalwire_SIG_1", "authorization": {}}
-        peer.deliver(result(connect["id"], body))
+        await peer.answer_connect()
 
     with anyio.fail_after(BOUND):
         async with anyio.create_task_group() as tg:

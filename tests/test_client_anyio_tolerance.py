@@ -24,24 +24,7 @@ pytestmark = pytest.mark.anyio
 
 
 def make_client(peer: ScriptedTransport, seen: list[Event], **options: object) -> RelayClient:
-    options.setdefault("project", "p")
-    options.setdefault("token", "t")
-    return RelayClient(
-        url="ws://127.0.0.1:9",
-        transport_factory=peer.connect,
-        silence_timeout=None,
-        hangup_on_exit=False,
-        on_event=seen.append,
-        **options,  # type: ignore[arg-type]
-    )
-
-
-async def answer_connect(peer: ScriptedTransport) -> dict[str, object]:
-    connect = await peer.next_request()
-    assert connect["method"] == "signalwire.connect"
-    body = {"identity": "id@example", "protocol": "signalwire_SIG_1", "authorization": {}}
-    peer.deliver(result(connect["id"], body))
-    return connect
+    return peer.client(on_event=seen.append, **options)
 
 
 async def test_unknown_states_and_unreadable_events_are_reported_and_change_nothing(
@@ -53,7 +36,7 @@ async def test_unknown_states_and_unreadable_events_are_reported_and_change_noth
     client = make_client(peer, seen, ping_interval=None)
 
     async def serve() -> None:
-        await answer_connect(peer)
+        await peer.answer_connect()
         dial = await peer.next_request()
         tag = dial["params"]["tag"]
         no_node = state_params("CALL-1", "answered", tag=tag)
@@ -112,7 +95,7 @@ async def test_pings_carry_the_wall_clock() -> None:
 
     async def serve(scope: anyio.CancelScope) -> None:
         with scope:
-            await answer_connect(peer)
+            await peer.answer_connect()
             while True:
                 asked = await peer.next_request()
                 assert asked["method"] == "signalwire.ping"
@@ -142,7 +125,7 @@ async def test_a_project_id_may_come_with_a_jwt() -> None:
         async with anyio.create_task_group() as tg:
 
             async def serve() -> None:
-                connect = await answer_connect(peer)
+                connect = await peer.answer_connect()
                 params = connect["params"]
                 assert isinstance(params, dict)
                 assert params["authentication"] == {"jwt_token": "JWT-xyz"}
