@@ -11,11 +11,9 @@ cancellation. Every async test runs on asyncio and trio and is bounded by ``fail
 from __future__ import annotations
 
 import logging
-import shutil
 import socket
 import ssl
 import struct
-import subprocess
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -28,6 +26,7 @@ import anyio.lowlevel
 import pytest
 import wsproto.utilities
 from anyio.streams.tls import TLSStream
+from hostile_peer import certificate as make_certificate
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import (
     AcceptConnection,
@@ -904,20 +903,8 @@ async def test_accept_hands_frames_after_the_request_to_the_framer(split: int) -
 
 @pytest.fixture(scope="session")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 made with the openssl CLI (no extra deps)."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("the openssl command is not available")
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    return cert, key
+    """A self-signed certificate for 127.0.0.1, made once per test session."""
+    return make_certificate(tmp_path_factory.mktemp("tls"))
 
 
 @asynccontextmanager
