@@ -35,21 +35,23 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import _commands as commands
 from . import _validate as validate
 from . import _wire as wire
+from ._calling import CallCommands
 from ._errors import LocalProtocolError, RemoteProtocolError
-from ._events import CallInfo, Event, MaxDurationReached, SessionState
+from ._events import CallInfo, Event, SessionState
 from ._ids import counter_ids, uuid4
 from ._liveness import Liveness
 from ._reading import read_event
-from ._records import EndLeg, Intent, TrackedCall
+from ._records import Intent
 from ._requests import PendingRequest, RequestTable
 from ._session import Session
 from ._state import reply_means_call_gone
+from ._surface import CallSurface
 from ._tracker import CallTracker
 from ._wire import JSONObject
 
@@ -57,7 +59,7 @@ DEFAULT_AGENT = "relay-proto/0.1"
 _READY = SessionState.READY
 
 
-class ClientConnection:
+class ClientConnection(CallSurface):
     """A RELAY client session. See the module docstring for the contract."""
 
     def __init__(
@@ -98,6 +100,13 @@ class ClientConnection:
         )
         grace = validate.positive_number("tombstone_grace", tombstone_grace)
         self._tracker = CallTracker(grace=grace)
+        self._calls = CallCommands(
+            requests=self._requests,
+            tracker=self._tracker,
+            ready=lambda: self._session.state is _READY,
+            new_control_id=self._new_control_id,
+        )
+        self._tracker.handlers.update(self._calls.messages.handlers())
 
     def __repr__(self) -> str:
         return (
@@ -270,69 +279,6 @@ class ClientConnection:
         self._apply(intents, [])
         return abandoned
 
-    # ------------------------------------------------------------------ call commands
-
-    def play(
-        self,
-        call_id: str,
-        media: Any,
-        *,
-        volume: float | None = None,
-        direction: str | None = None,
-        loop: int | None = None,
-    ) -> tuple[str, str]:
-        """Queue ``calling.play``; return ``(request_id, control_id)``."""
-        call = self._live_call(call_id)
-        params = commands.play_params(media, volume=volume, direction=direction, loop=loop)
-        control_id = self._new_control_id()
-        body = {"node_id": call.node_id, "call_id": call_id, "control_id": control_id, **params}
-        request = PendingRequest("calling.play", call_id=call_id, control_id=control_id)
-        request_id = self._request(request, body)
-        self._tracker.add_play(control_id, call_id)
-        return request_id, control_id
-
-    def play_control(
-        self, call_id: str, control_id: str, action: str, *, volume: float | None = None
-    ) -> str:
-        """``calling.play.pause|resume|stop|volume`` for a running play."""
-        params = commands.play_control_params(control_id, action, volume)
-        return self._call_request(self._live_call(call_id), f"calling.play.{action}", params)
-
-    def end(self, call_id: str, reason: str = "hangup", *, cleanup: bool = False) -> str:
-        """Queue ``calling.end`` for a live call; return its request id.
-
-        ``cleanup=True`` is for hang-ups that must happen whatever else is going on
-        (refusing an inbound call, ending calls on the way out): such a request is never
-        refused by ``max_queued``, and when its reply is lost with a socket it is sent
-        again on the next session instead of failing with ``connection_lost``. Its outcome
-        is reported as usual (``RequestSucceeded``/``RequestFailed``), under the request id
-        returned here even when it was re-sent.
-        """
-        call = self._live_call(call_id)
-        params = {
-            "node_id": call.node_id,
-            "call_id": call_id,
-            "reason": validate.non_empty_str("reason", reason),
-        }
-        resend = params if cleanup else None
-        return self._request(PendingRequest("calling.end", call_id, resend=resend), params)
-
-    def give_up(self, request_id: str) -> None:
-        """Stop waiting for a request: one not yet sent is not sent, one sent is forgotten
-        and its late reply dropped; no event reports it. A cleanup hang-up is kept."""
-        self._requests.give_up(request_id)
-
-    def answer(self, call_id: str) -> str:
-        return self._call_request(self._live_call(call_id), "calling.answer", {})
-
-    def execute(self, method: str, params: Mapping[str, Any], *, call_id: str | None = None) -> str:
-        """Send any request. With ``call_id``, ``node_id`` and ``call_id`` are prefixed."""
-        validate.non_empty_str("method", method)
-        body = validate.json_params("params", params)
-        if call_id is None:
-            return self._request(PendingRequest(method), body)
-        return self._call_request(self._live_call(call_id), method, body)
-
     # ------------------------------------------------------------------ input
 
     def receive(self, text: str | bytes, *, now: float) -> list[Event]:
@@ -365,30 +311,8 @@ class ClientConnection:
     def _request(self, request: PendingRequest, params: JSONObject) -> str:
         return self._requests.add(request, params, send=self._session.state is _READY)
 
-    def _call_request(self, call: TrackedCall, method: str, params: JSONObject) -> str:
-        body = {"node_id": call.node_id, "call_id": call.call_id, **params}
-        return self._request(PendingRequest(method, call_id=call.call_id), body)
-
-    def _live_call(self, call_id: str) -> TrackedCall:
-        call = self._tracker.calls.get(call_id)
-        if call is None:
-            raise LocalProtocolError(f"call {call_id!r} is not a live call of this session")
-        return call
-
     def _apply(self, intents: list[Intent], events: list[Event]) -> None:
-        """Turn the tracker's intents into frames (and the events that report them)."""
-        for intent in intents:
-            if isinstance(intent, EndLeg):
-                params = {"node_id": intent.node_id, "call_id": intent.call_id}
-                params["reason"] = intent.reason
-                request = PendingRequest(
-                    "calling.end", call_id=intent.call_id, surface=False, resend=params
-                )
-                request_id = self._request(request, params)
-                if intent.max_duration:
-                    events.append(MaxDurationReached(call_id=intent.call_id, request_id=request_id))
-            else:
-                self._requests.withdraw_unsent(intent.request_id)
+        self._calls.apply(intents, events)
 
     def _on_reply(
         self, message: wire.Result | wire.ErrorReply, now: float, events: list[Event]
@@ -410,10 +334,11 @@ class ClientConnection:
                 events.extend(self._tracker.dial_refused(request.dial_tag, *failure, now, intents))
                 self._apply(intents, events)
         elif failure is None:
+            assert isinstance(message, wire.Result)
             self._session.accepted(request.contexts)
             if request.surface:
-                assert isinstance(message, wire.Result)
                 events.append(request.succeeded(request_id, message.result))
+            self._calls.accepted(request_id, request, message.result, events)
         else:
             self._on_failure(request_id, request, *failure, data, events)
 
@@ -427,8 +352,7 @@ class ClientConnection:
         events: list[Event],
     ) -> None:
         gone = request.call_id is not None and reply_means_call_gone(request.method, code)
-        if request.control_id is not None:
-            self._tracker.drop_play(request.control_id)
+        self._calls.forget_start(request_id, request, events)
         if request.surface:
             events.append(request.failed(request_id, code, text, data, gone))
         if gone:
@@ -462,10 +386,9 @@ class ClientConnection:
             self._fail_lost(request_id, request, events)
 
     def _fail_lost(self, request_id: str, request: PendingRequest, events: list[Event]) -> None:
-        assert request.surface  # internal pings die with their socket, hang-ups are re-sent
-        if request.control_id is not None:
-            self._tracker.drop_play(request.control_id)
-        events.append(request.lost(request_id))
+        self._calls.forget_start(request_id, request, events)
+        if request.surface:  # internal pings die with their socket, hang-ups are re-sent
+            events.append(request.lost(request_id))  # (muted: an abandoned action's start)
 
     def _reset_session(self, events: list[Event]) -> None:
         """The server did not keep the session: fail everything that lived in it.

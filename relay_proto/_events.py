@@ -13,6 +13,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._results import ActionResult, ConnectState
+
 JSONObject = dict[str, Any]
 
 
@@ -232,13 +234,85 @@ class InboundCall:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class PlayStateChanged:
-    """Progress of a ``calling.play`` action, deduplicated; terminal states end it."""
+class ActionStateChanged:
+    """Progress of an action (a verb with a ``control_id``: play, record, collect, ...).
+
+    ``state`` is the wire string (a ``StrEnum`` member where the verb has one), or
+    ``call_ended`` when the call ended before the action's own final event. ``done`` is true
+    exactly once, on the event that ends the action. ``settled`` is true exactly once, on the
+    event that gives its answer (a final collect result, the first detection, or the end),
+    never after ``done``. ``result`` is the typed reading of the event (``_results``), or
+    None for plain progress. Duplicates are never reported.
+    """
 
     call_id: str
     control_id: str
-    state: PlayState
+    verb: str
+    state: str
+    done: bool = False
+    settled: bool = False
+    result: ActionResult | None = None
     raw: JSONObject = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlayStateChanged(ActionStateChanged):
+    """Progress of a play (``calling.call.play``), or of the prompt of a
+    ``play_and_collect`` (then ``verb`` is ``play_and_collect`` and it never ends it)."""
+
+    verb: str = "play"
+    state: PlayState
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectStateChanged:
+    """Progress of a bridge (``calling.call.connect``), deduplicated.
+
+    ``peer`` is the other leg once the server names it (from ``connected`` on): it is a call
+    of the session from then on (tracked, and hung up on the same rules as any call).
+    ``reason``/``source`` come with ``failed``.
+    """
+
+    call_id: str
+    state: ConnectState
+    peer: CallInfo | None
+    reason: str | None = None
+    source: str | None = None
+    raw: JSONObject = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageInfo:
+    """A message as the server described it (``messaging.receive`` / ``messaging.state``)."""
+
+    message_id: str
+    context: str | None
+    direction: str
+    from_number: str | None
+    to_number: str | None
+    body: str | None
+    media: tuple[str, ...]
+    tags: tuple[str, ...]
+    segments: int | None
+    state: str
+    reason: str | None = None
+    raw: JSONObject = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageStateChanged:
+    """A sent message moved forward (``messaging.state``); ``done`` on a final state
+    (delivered, undelivered, failed). Duplicates and backward moves are never reported."""
+
+    message: MessageInfo
+    done: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InboundMessage:
+    """A message arrived on one of the client's contexts (``messaging.receive``)."""
+
+    message: MessageInfo
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -328,7 +402,10 @@ Event = (
     | CallLost
     | MaxDurationReached
     | InboundCall
-    | PlayStateChanged
+    | ActionStateChanged
+    | ConnectStateChanged
+    | MessageStateChanged
+    | InboundMessage
     | UnhandledEvent
     | UnknownState
     | UnreadableEvent

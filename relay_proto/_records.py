@@ -48,7 +48,18 @@ class Withdraw:
     request_id: str
 
 
-Intent = EndLeg | Withdraw
+@dataclass(frozen=True, slots=True)
+class StopAction:
+    """Queue an internal ``<control method>`` stop for an action nobody waits for (its start
+    was given up after the server accepted it); re-sent after a reconnect until answered."""
+
+    node_id: str
+    call_id: str
+    method: str
+    control_id: str
+
+
+Intent = EndLeg | Withdraw | StopAction
 
 # ---------------------------------------------------------------------------- records
 

@@ -46,7 +46,7 @@ class PendingRequest:
     #: The id the caller was given, when this is a re-send under a new id: its outcome is
     #: reported under that one.
     origin: str | None = None
-    #: For ``calling.play``: the play it started.
+    #: For an action's start (``calling.play``, ``calling.record``, ...): the action.
     control_id: str | None = None
     #: For ``signalwire.receive``: the contexts it subscribes to (recorded once accepted).
     contexts: list[str] | None = None
@@ -166,6 +166,17 @@ class RequestTable:
         request = self._pending.get(request_id)
         if request is not None and not request.sent:
             self.withdraw(request_id)
+
+    def unsent(self, request_id: str) -> bool:
+        """Whether ``request_id`` is pending and has not gone out yet."""
+        request = self._pending.get(request_id)
+        return request is not None and not request.sent
+
+    def mute(self, request_id: str) -> None:
+        """Nobody waits for this request's outcome any more: do not report it."""
+        request = self._pending.get(request_id)
+        if request is not None:
+            request.surface = False
 
     def give_up(self, request_id: str) -> None:
         """Nobody waits for ``request_id`` any more: not sent if it has not been, else

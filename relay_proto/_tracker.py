@@ -34,6 +34,8 @@ import functools
 from collections import OrderedDict
 from collections.abc import Callable
 
+from ._actions import ActionTable, Verb
+from ._bridges import Bridges
 from ._errors import RemoteProtocolError
 from ._events import (
     CallLost,
@@ -44,13 +46,10 @@ from ._events import (
     DialTimedOut,
     Event,
     InboundCall,
-    PlayState,
-    PlayStateChanged,
     UnknownState,
 )
 from ._records import (
     CALL_STATES,
-    PLAY_STATES,
     DialRecord,
     EndLeg,
     Intent,
@@ -69,7 +68,6 @@ from ._records import (
     unknown_state,
 )
 from ._state import (
-    PLAY_MOVES,
     DialInput,
     DialStatus,
     advances,
@@ -93,7 +91,10 @@ class CallTracker:
         self._grace = grace
         self.dials: dict[str, DialRecord] = {}
         self.calls: dict[str, TrackedCall] = {}
-        self._plays: dict[str, tuple[str, PlayState | None]] = {}
+        #: The running actions (play, record, collect, ...) of the session's calls.
+        self.actions = ActionTable()
+        #: The connect state of each bridged call.
+        self.bridges = Bridges(self.calls, self.adopt)
         self._finished: OrderedDict[str, None] = OrderedDict()
         self._timers: TimerQueue[TimerKey] = TimerQueue()
         self._known_node_id = functools.partial(known_node_id, self.calls, self.dials)
@@ -105,9 +106,11 @@ class CallTracker:
         self.handlers: dict[str, EventHandler] = {
             "calling.call.state": self._on_call_state,
             "calling.call.dial": self._on_dial_event,
-            "calling.call.play": self._on_play_event,
             "calling.call.receive": self._on_receive,
+            "calling.call.connect": self.bridges.on_event,
         }
+        for event_type in self.actions.by_event:
+            self.handlers[event_type] = self.actions.handler(event_type)
 
     def pending_tags(self) -> frozenset[str]:
         return frozenset(t for t, d in self.dials.items() if d.status is DialStatus.PENDING)
@@ -133,11 +136,23 @@ class CallTracker:
         self._kill(record, now, intents)
         return True
 
-    def add_play(self, control_id: str, call_id: str) -> None:
-        self._plays[control_id] = (call_id, None)
+    def add_action(
+        self, control_id: str, call_id: str, verb: Verb, start_id: str, continuous: bool
+    ) -> None:
+        self.actions.add(control_id, call_id, verb, start_id, continuous)
+        if verb.event_type not in self.handlers:  # a verb this client has no row for
+            self.handlers[verb.event_type] = self.actions.handler(verb.event_type)
 
-    def drop_play(self, control_id: str) -> None:
-        self._plays.pop(control_id, None)
+    def adopt(self, call: TrackedCall) -> TrackedCall | None:
+        """Make ``call`` (a bridge's peer) a call of the session, unless it is known or
+        has ended; return the call as tracked (None if it has ended)."""
+        known = self.calls.get(call.call_id)
+        if known is not None:
+            return known
+        if call.call_id in self._finished or call.state.rank >= _ENDING.rank:
+            return None
+        self.calls[call.call_id] = call
+        return call
 
     # ------------------------------------------------------------------ outcomes of requests
 
@@ -153,7 +168,7 @@ class CallTracker:
     def call_gone(self, call_id: str, events: list[Event]) -> None:
         """A call-level command answered 404/410: forget the call if it was still tracked."""
         if call_id in self.calls:
-            self._drop_call(call_id)
+            self._drop_call(call_id, events)
             events.append(CallLost(call_id=call_id, gone=True))
 
     def reset(self, unsent: frozenset[str], events: list[Event], intents: list[Intent]) -> None:
@@ -183,7 +198,7 @@ class CallTracker:
             reason = end_reason(call.state, end_sent=call_id in ended, dial=None)
             if reason is not None:
                 intents.append(EndLeg(call.node_id, call_id, reason))
-            self._drop_call(call_id)
+            self._drop_call(call_id, events)
             events.append(CallLost(call_id=call_id))
 
     # ------------------------------------------------------------------ inbound events
@@ -222,7 +237,7 @@ class CallTracker:
         if call is not None:
             previous, moved = call.state, state.rank > call.state.rank
             if moved:
-                self._move_call(call, state)
+                self._move_call(call, state, events)
         elif record is None:
             return  # a call this session does not know: acknowledged and ignored
         if moved:
@@ -256,13 +271,13 @@ class CallTracker:
             fixed = {**inner, "node_id": checked[1]}
             self._on_call_state(fixed, timestamp, now, events, intents)
 
-    def _move_call(self, call: TrackedCall, state: CallState) -> None:
+    def _move_call(self, call: TrackedCall, state: CallState, events: list[Event]) -> None:
         """Move a call of the session forward (``state`` advances it)."""
         call.state = state
         if state.rank >= _ENDING.rank and call.max_duration is not None:
             self._stop_max_duration(call)
         if state is CallState.ENDED:
-            self._drop_call(call.call_id)
+            self._drop_call(call.call_id, events)
 
     def _on_dial_event(
         self,
@@ -362,35 +377,6 @@ class CallTracker:
                 call.max_duration = self._timers.schedule(now + record.max_duration, key)
         return call
 
-    def _on_play_event(
-        self,
-        inner: JSONObject,
-        timestamp: float | None,
-        now: float,
-        events: list[Event],
-        intents: list[Intent],
-    ) -> None:
-        where = "calling.call.play"
-        control_id = str_field(inner, "control_id", where)
-        raw_state = str_field(inner, "state", where)
-        state = PLAY_STATES.get(raw_state)
-        if state is None:
-            events.append(unknown_state(where, "state", raw_state, inner))
-            return  # the play stays as it was
-        entry = self._plays.get(control_id)
-        if entry is None:
-            return
-        call_id, current = entry
-        if state not in PLAY_MOVES[current]:
-            return
-        if state.terminal:
-            del self._plays[control_id]
-        else:
-            self._plays[control_id] = (call_id, state)
-        events.append(
-            PlayStateChanged(call_id=call_id, control_id=control_id, state=state, raw=inner)
-        )
-
     def _on_receive(
         self,
         inner: JSONObject,
@@ -472,7 +458,8 @@ class CallTracker:
         """Make a dial dead: end every live leg (winner included) and tombstone the tag."""
         record.status = next_dial_status(record.status, DialInput.KILL)
         if record.winner is not None and record.winner in self.calls:
-            self._drop_call(record.winner)
+            # Never handed over (the dial was abandoned first): no action can run on it.
+            self._drop_call(record.winner, [])
         self._retire(record, now)
         intents.append(Withdraw(record.request_id))  # a no-op once the dial has gone out
         self._end_legs(record, intents)
@@ -483,13 +470,14 @@ class CallTracker:
         self._timers.cancel(call.max_duration)
         call.max_duration = None
 
-    def _drop_call(self, call_id: str) -> None:
+    def _drop_call(self, call_id: str, events: list[Event]) -> None:
         call = self.calls.pop(call_id)
         if call.max_duration is not None:
             self._stop_max_duration(call)
-        if self._plays:  # usually empty: skip building the list
-            for control_id in [c for c, (cid, _) in self._plays.items() if cid == call_id]:
-                del self._plays[control_id]
+        if self.actions.running:  # usually empty: nothing to look through
+            self.actions.end_for_call(call_id, events)
+        if self.bridges.states:
+            self.bridges.forget(call_id)
         self._remember_finished(call_id)
 
     def _remember_finished(self, call_id: str) -> None:

@@ -113,6 +113,13 @@ def _e164(value: str) -> bool:
     return True
 
 
+def e164(where: str, value: Any) -> str:
+    """A phone number in E.164 form (``+15551234567``)."""
+    if isinstance(value, str) and (value in _E164_SEEN or _e164(value)):
+        return value
+    raise _fail(where, f"must be an E.164 number like +15551234567, got {value!r}")
+
+
 def _phone(where: str, params: JSONObject) -> None:
     """``where`` is the device's path; field paths are built only for an error."""
     for key in ("to_number", "from_number"):

@@ -434,9 +434,9 @@ def test_disconnect_notification_while_idle() -> None:
 def test_every_event_is_acked_even_unknown_ones() -> None:
     c = Client()
     c.connect()
-    events = c.event("calling.call.collect", {"call_id": "X"}, timestamp=12)
+    events = c.event("calling.conference", {"call_id": "X"}, timestamp=12)
     assert events == [
-        UnhandledEvent(event_type="calling.call.collect", timestamp=12.0, params={"call_id": "X"})
+        UnhandledEvent(event_type="calling.conference", timestamp=12.0, params={"call_id": "X"})
     ]
     # Events for calls this session does not know: acked, ignored.
     assert c.state("UNKNOWN", "answered", tag=None) == []
@@ -741,7 +741,7 @@ def test_event_params_are_kept_raw() -> None:
     c = Client()
     c.connect()
     inner = state_params("X", "ringing")
-    [unhandled] = c.event("calling.call.detect", inner)
+    [unhandled] = c.event("calling.conference", inner)
     assert isinstance(unhandled, UnhandledEvent)
     assert unhandled.params == inner
     assert CallState.RINGING.rank < CallState.ANSWERED.rank

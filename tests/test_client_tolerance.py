@@ -80,8 +80,8 @@ def test_envelope_without_inner_params_is_reported() -> None:
 
 def test_envelope_without_timestamp_is_read() -> None:
     c = ready()
-    [unhandled] = c.event("calling.call.collect", {}, timestamp=None)
-    assert unhandled == UnhandledEvent(event_type="calling.call.collect", timestamp=None, params={})
+    [unhandled] = c.event("calling.conference", {}, timestamp=None)
+    assert unhandled == UnhandledEvent(event_type="calling.conference", timestamp=None, params={})
 
 
 def test_receive_still_refuses_what_is_not_json_rpc() -> None:

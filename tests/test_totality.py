@@ -286,13 +286,13 @@ INPUTS: dict[str, Input] = {
     "authorization state": lambda w: event(
         "signalwire.authorization.state", {"authorization_state": "blob-2"}
     ),
-    "unknown event type": lambda w: event("calling.call.detect", {"x": 1}),
-    "event no id": lambda w: event("calling.call.detect", {"x": 1}, frame_id=None),
-    "event int id": lambda w: event("calling.call.detect", {"x": 1}, frame_id=None, id=9),
+    "unknown event type": lambda w: event("calling.conference", {"x": 1}),
+    "event no id": lambda w: event("calling.conference", {"x": 1}, frame_id=None),
+    "event int id": lambda w: event("calling.conference", {"x": 1}, frame_id=None, id=9),
     "event params not object": lambda w: frame(id="ev", method="signalwire.event", params=[1]),
     "event no event_type": lambda w: frame(id="ev", method="signalwire.event", params={}),
     "event inner not object": lambda w: event("calling.call.state", "x"),
-    "event huge timestamp": lambda w: event("calling.call.detect", {}, timestamp=10**400),
+    "event huge timestamp": lambda w: event("calling.conference", {}, timestamp=10**400),
     # server requests
     "ping": lambda w: frame(id="sp", method="signalwire.ping", params={"timestamp": 1}),
     "ping payload no params": lambda w: frame(id="sp", method="signalwire.ping"),
