@@ -46,21 +46,25 @@ import anyio.abc
 import anyio.lowlevel
 
 from relay_proto import (
+    ActionStateChanged,
     CallLost,
     CallState,
     CallStateChanged,
     ClientConnection,
     Connected,
     ConnectFailed,
+    ConnectStateChanged,
     DialAnswered,
     DialFailed,
     DialTimedOut,
     DisconnectRequested,
     Event,
     InboundCall,
+    InboundMessage,
     LivenessLost,
     LocalProtocolError,
     MaxDurationReached,
+    MessageStateChanged,
     PlayStateChanged,
     RequestFailed,
     RequestSucceeded,
@@ -432,7 +436,15 @@ class Session:
                 logger.info("call %s reached its max_duration; hanging up", event.call_id)
             case UnknownState() | UnreadableEvent():
                 logger.warning("server event not understood; nothing changed: %r", event)
-            case Connected() | ConnectFailed() | UnhandledEvent():
+            case (
+                Connected()
+                | ConnectFailed()
+                | UnhandledEvent()
+                | ActionStateChanged()
+                | ConnectStateChanged()
+                | MessageStateChanged()
+                | InboundMessage()
+            ):
                 pass  # handled by the read loop / left to on_event
             case _:
                 assert_never(event)
