@@ -148,7 +148,7 @@ class Messages:
         """The session expired: its messages stop where they are, silently."""
         for message_id, message in list(self._live.items()):
             if message.sink is sink:
-                if message.timer is not None:
+                if message.timer is not None:  # pragma: no branch - live: a next step is due
                     self._timers.cancel(message.timer)
                     message.timer = None
                 del self._live[message_id]
