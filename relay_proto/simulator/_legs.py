@@ -3,7 +3,8 @@
 Plain state holders with no behaviour beyond encoding their own event params (through
 ``_wire``); ``_switch.Switch`` moves them. Invariants (kept by the switch): a ``Leg``'s
 ``json`` pieces never change after construction; ``timer`` is the leg's one pending timer;
-``Dial.active`` holds the legs of the current group that have not ended.
+``Dial.active`` holds the legs of the current group that have not ended; a ``Bridge``
+(moved by ``_bridge.Bridges``) is referred to by its legs only while it is up.
 """
 
 from __future__ import annotations
