@@ -33,6 +33,7 @@ from relay_proto.simulator import (
     DEFAULT_PING_INTERVAL,
     DEFAULT_PING_TIMEOUT,
     LiveCall,
+    LiveMessage,
     Scenario,
     ServerConnection,
     Simulator,
@@ -81,6 +82,12 @@ class SimulatorServer:
     def all_calls(self) -> list[LiveCall]:
         return self.simulator.all_calls()
 
+    def live_messages(self) -> list[LiveMessage]:
+        return self.simulator.live_messages()
+
+    def all_messages(self) -> list[LiveMessage]:
+        return self.simulator.all_messages()
+
     @property
     def connection_count(self) -> int:
         return len(self._sockets)
@@ -91,6 +98,29 @@ class SimulatorServer:
         )
         await self._after_input()
         return call_id
+
+    async def inject_message(
+        self,
+        *,
+        context: str,
+        from_number: str,
+        to_number: str,
+        body: str = "",
+        media: list[str] | None = None,
+        tags: list[str] | None = None,
+    ) -> str:
+        """Deliver an inbound message (``messaging.receive``); returns its message_id."""
+        message_id = self.simulator.inject_message(
+            context=context,
+            from_number=from_number,
+            to_number=to_number,
+            body=body,
+            media=media,
+            tags=tags,
+            now=anyio.current_time(),
+        )
+        await self._after_input()
+        return message_id
 
     async def disconnect_all(self, *, restart: bool = False) -> None:
         """Send ``signalwire.disconnect`` on every socket."""

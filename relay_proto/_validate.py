@@ -384,3 +384,84 @@ def check_contexts(value: Any) -> list[str]:
     if type(value) is not list:
         raise _fail("contexts", "must be a list of context names")
     return contexts_list(value)
+
+
+class ConnectRequest(NamedTuple):
+    """The checked params of a ``calling.connect`` request (as given, not copied)."""
+
+    plan: list[list[JSONObject]]
+    ringback: list[JSONObject]
+    tag: str | None
+    max_duration: int | None
+
+
+def check_connect(params: JSONObject) -> ConnectRequest:
+    """A ``calling.connect``'s wire params: the dial plan rules for ``devices``, media rules
+    for each ``ringback`` item, and the optional ``tag``, ``max_duration``,
+    ``max_price_per_minute``."""
+    plan = _plan(params.get("devices"), _wire_device)
+    ringback = params.get("ringback", [])
+    if type(ringback) is not list:
+        raise _fail("ringback", "must be a list of media objects")
+    for index, item in enumerate(ringback):
+        check_media(f"ringback[{index}]", item)
+    tag = params.get("tag")
+    if tag is not None:
+        non_empty_str("tag", tag)
+    max_duration = params.get("max_duration")
+    if max_duration is not None:
+        positive_int("max_duration", max_duration)
+    if "max_price_per_minute" in params:
+        positive_number("max_price_per_minute", params["max_price_per_minute"])
+    return ConnectRequest(plan, ringback, tag, max_duration)
+
+
+#: A media URL of a message: a scheme, ``://`` and no blanks.
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
+
+
+class MessageRequest(NamedTuple):
+    """The checked params of a ``messaging.send`` (or an injected inbound message)."""
+
+    from_number: str
+    to_number: str
+    body: str
+    media: list[str]
+    tags: list[str]
+    context: str | None
+
+
+def _message_number(where: str, value: Any) -> str:
+    if not isinstance(value, str) or _E164.fullmatch(value) is None:
+        raise _fail(where, f"must be an E.164 number like +15551234567, got {value!r}")
+    return value
+
+
+def _string_list(where: str, value: Any, pattern: re.Pattern[str] | None = None) -> list[str]:
+    if type(value) is not list:
+        raise _fail(where, "must be a list of strings")
+    for index, item in enumerate(value):
+        non_empty_str(f"{where}[{index}]", item)
+        if pattern is not None and pattern.fullmatch(item) is None:
+            raise _fail(f"{where}[{index}]", f"must be a URL like https://..., got {item!r}")
+    return value
+
+
+def check_message(params: JSONObject) -> MessageRequest:
+    """A message's wire params: E.164 ``from_number`` and ``to_number``; a ``body`` string
+    or a non-empty ``media`` list of URLs (at least one); ``tags`` a list of strings;
+    ``context`` and ``region`` non-empty strings when present."""
+    from_number = _message_number("from_number", params.get("from_number"))
+    to_number = _message_number("to_number", params.get("to_number"))
+    body = params.get("body", "")
+    if not isinstance(body, str):
+        raise _fail("body", f"must be a string, got {body!r}")
+    media = _string_list("media", params.get("media", []), _URL)
+    if not body and not media:
+        raise _fail("body", "a message needs a body or media (at least one)")
+    tags = _string_list("tags", params.get("tags", []))
+    context = params.get("context")
+    for name in ("context", "region"):
+        if name in params:
+            non_empty_str(name, params[name])
+    return MessageRequest(from_number, to_number, body, media, tags, context)

@@ -15,7 +15,8 @@ version-4 UUIDs, cheap enough for an id per event), or any ``IdFactory``.
 from .._ids import IdFactory, sequential_uuids, uuid4_batched
 from ._connection import GARBAGE_FRAME, ConnectionState, ServerConnection
 from ._legs import LiveCall
-from ._scenario import Faults, Outcome, OutcomeKind, Refusal, Scenario
+from ._messaging import LiveMessage
+from ._scenario import Faults, MessageOutcome, Outcome, OutcomeKind, Refusal, Scenario
 from ._simulator import DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT, Simulator
 
 __all__ = [
@@ -26,6 +27,8 @@ __all__ = [
     "Faults",
     "IdFactory",
     "LiveCall",
+    "LiveMessage",
+    "MessageOutcome",
     "Outcome",
     "OutcomeKind",
     "Refusal",

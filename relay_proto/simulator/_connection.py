@@ -311,7 +311,7 @@ class ServerConnection:
                     ),
                 },
             )
-        elif method.startswith("calling."):
+        elif method.startswith(("calling.", "messaging.")):
             self._calling(request, session, now)
         else:
             self._error(request.id, -32601, f"Method not found: {method}")

@@ -3,7 +3,8 @@
 Plain state holders with no behaviour beyond encoding their own event params (through
 ``_wire``); ``_switch.Switch`` moves them. Invariants (kept by the switch): a ``Leg``'s
 ``json`` pieces never change after construction; ``timer`` is the leg's one pending timer;
-``Dial.active`` holds the legs of the current group that have not ended.
+``Dial.active`` holds the legs of the current group that have not ended; a ``Bridge``
+(moved by ``_bridge.Bridges``) is referred to by its legs only while it is up.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from .._wire import JSONObject
 #: ``"answered"`` as JSON text, for the winner of a dial event (encoded once).
 _ANSWERED_JSON = wire.encode_string(CallState.ANSWERED.value)
 
-__all__ = ["Dial", "EventSink", "Leg", "LiveCall", "Play", "RpcError", "TimerCallback"]
+__all__ = ["Bridge", "Dial", "EventSink", "Leg", "LiveCall", "Play", "RpcError", "TimerCallback"]
 
 #: What the simulator's timers carry: called with the timer's own deadline.
 TimerCallback = Callable[[float], None]
@@ -64,7 +65,17 @@ class LiveCall:
 
 
 class Dial:
-    __slots__ = ("active", "groups", "index", "max_duration", "node_id", "pinned", "sink", "tag")
+    __slots__ = (
+        "active",
+        "bridge",
+        "groups",
+        "index",
+        "max_duration",
+        "node_id",
+        "pinned",
+        "sink",
+        "tag",
+    )
 
     def __init__(
         self,
@@ -83,10 +94,13 @@ class Dial:
         self.active: dict[str, Leg] = {}
         #: The ``node_id`` the dial asked for (every leg goes there), else None.
         self.pinned: str | None = None
+        #: The connect this dial rings the peer legs of (None: a ``calling.dial``).
+        self.bridge: Bridge | None = None
 
 
 class Leg:
     __slots__ = (
+        "bridge",
         "call_id",
         "context",
         "device",
@@ -97,6 +111,7 @@ class Leg:
         "json",
         "max_duration",
         "node_id",
+        "peer_json",
         "plays",
         "segment_id",
         "sink",
@@ -133,6 +148,11 @@ class Leg:
         self.hangup_after: float | None = None
         self.max_duration: float | None = None
         self.plays: dict[str, Play] = {}
+        #: The connect this leg takes part in: as the connecting call from ``connecting``
+        #: on, as the peer once ``connected``; None otherwise.
+        self.bridge: Bridge | None = None
+        #: ``,"peer":{...}`` added to this leg's state events while it is bridged.
+        self.peer_json: str | None = None
         self.json = wire.leg_json(call_id, node_id, tag, direction, device, segment_id)
 
     def winner_params(self) -> str:
@@ -164,3 +184,18 @@ class Play:
         self.started = now
         self.state = PlayState.PLAYING
         self.timer: TimerHandle | None = None
+
+
+class Bridge:
+    """One ``calling.connect`` of ``call``: ``connecting`` while ``dial`` rings the peer
+    legs, ``connected`` with ``peer`` once one answers; gone (no leg refers to it) once
+    it is ``disconnected`` or ``failed``."""
+
+    __slots__ = ("call", "dial", "peer", "state", "tag")
+
+    def __init__(self, call: Leg, tag: str | None) -> None:
+        self.call = call
+        self.tag = tag
+        self.state = "connecting"
+        self.dial: Dial | None = None
+        self.peer: Leg | None = None

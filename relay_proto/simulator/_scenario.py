@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from .._errors import LocalProtocolError
 
-__all__ = ["Faults", "Outcome", "OutcomeKind", "Refusal", "Scenario"]
+__all__ = ["Faults", "MessageOutcome", "Outcome", "OutcomeKind", "Refusal", "Scenario"]
 
 
 class OutcomeKind(enum.Enum):
@@ -67,17 +67,65 @@ def _check_seconds(name: str, value: object, *, positive: bool = False) -> float
     return float(value)
 
 
+#: How an outbound message ends: its last ``message_state``.
+MESSAGE_FINAL_STATES = ("delivered", "undelivered", "failed")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageOutcome:
+    """What happens to a message sent to one destination.
+
+    ``state``: ``delivered`` (queued, initiated, sent, delivered), ``undelivered``
+    (queued, initiated, sent, undelivered) or ``failed`` (queued, initiated, failed).
+    ``after``: seconds between one state and the next. ``reason``: carried by an
+    ``undelivered`` or ``failed`` state (a default when None).
+    """
+
+    state: str = "delivered"
+    after: float = 0.1
+    reason: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.state not in MESSAGE_FINAL_STATES:
+            raise LocalProtocolError(
+                f"message must be one of {list(MESSAGE_FINAL_STATES)}, got {self.state!r}"
+            )
+        _check_seconds("message.after", self.after)
+        if self.reason is not None and (not isinstance(self.reason, str) or not self.reason):
+            raise LocalProtocolError(
+                f"message.reason must be a non-empty string, got {self.reason!r}"
+            )
+
+    @classmethod
+    def from_value(cls, data: object) -> MessageOutcome:
+        """``"failed"`` or ``{"state": "failed", "reason": "...", "after": 0.5}``."""
+        if isinstance(data, str):
+            return cls(state=data)
+        values = _mapping("message", data)
+        _only_keys("message", values, {"state", "after", "reason"})
+        if "state" not in values:
+            raise LocalProtocolError("message needs a state")
+        return cls(
+            state=values["state"],
+            after=_check_seconds("message.after", values.get("after", 0.1)),
+            reason=values.get("reason"),
+        )
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Outcome:
     """One destination's scripted behaviour.
 
     ``hangup_after``: for an answered call, the far end hangs up this many seconds after
     answering (``ending``/``ended`` with ``hangup``); ``None`` keeps the call up.
+    ``message``: what a message sent to this destination does (``None``: what the
+    scenario's ``default`` says, else delivered).
     """
 
     kind: OutcomeKind
     after: float = 1.0
     hangup_after: float | None = None
+    message: MessageOutcome | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.kind, OutcomeKind):
@@ -85,11 +133,14 @@ class Outcome:
         _check_seconds("Outcome.after", self.after)
         if self.hangup_after is not None:
             _check_seconds("Outcome.hangup_after", self.hangup_after, positive=True)
+        if self.message is not None and not isinstance(self.message, MessageOutcome):
+            raise LocalProtocolError("Outcome.message must be a MessageOutcome or None")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Outcome:
-        """``{"outcome": "busy", "after": 0.5, "hangup_after": 3}`` (only ``outcome`` required)."""
-        _only_keys("outcome", data, {"outcome", "after", "hangup_after"})
+        """``{"outcome": "busy", "after": 0.5, "hangup_after": 3, "message": "failed"}``
+        (only ``outcome`` required)."""
+        _only_keys("outcome", data, {"outcome", "after", "hangup_after", "message"})
         name = data.get("outcome")
         kind = _KIND_NAMES.get(name) if isinstance(name, str) else None
         if kind is None:
@@ -98,6 +149,7 @@ class Outcome:
             kind=kind,
             after=_check_seconds("after", data.get("after", 1.0)),
             hangup_after=data.get("hangup_after"),
+            message=MessageOutcome.from_value(data["message"]) if "message" in data else None,
         )
 
 
@@ -216,6 +268,14 @@ class Scenario:
             return self.default
         return self.destinations.get(destination, self.default)
 
+    def message_for(self, destination: str) -> MessageOutcome:
+        """A message to ``destination``: its own ``message``, else the default's, else
+        delivered."""
+        message = self.outcome_for(destination).message
+        if message is None:
+            message = self.default.message
+        return message if message is not None else _DELIVERED
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Scenario:
         """Read the scenario file format::
@@ -240,6 +300,9 @@ class Scenario:
         if "faults" in values:
             values["faults"] = Faults.from_dict(_mapping("faults", values["faults"]))
         return cls(**values)
+
+
+_DELIVERED = MessageOutcome()
 
 
 def _mapping(name: str, value: object) -> Mapping[str, Any]:

@@ -13,8 +13,8 @@ Invariants:
   ``connection_lost``) drain ``data_to_send()`` of every connection in ``connections()``,
   even after a call that raised. ``ready_connections()`` narrows that to the connections
   that queued a frame or closed since it was last called: the others have nothing to do.
-- Every step (one frame, one timer, one injection) ends with the events it caused framed
-  and queued (``Hub.flush``).
+- Every step (one frame, one timer, one injection of a call or a message) ends with the
+  events it caused framed and queued (``Hub.flush``).
 - Secrets (tokens, JWTs) are checked and dropped; they never reach a repr, a frame or a
   stored value.
 """
@@ -28,6 +28,7 @@ from .._ids import IdFactory, sequential_uuids
 from ._connection import ServerConnection
 from ._hub import Hub
 from ._legs import LiveCall
+from ._messaging import LiveMessage
 from ._scenario import Scenario
 
 __all__ = ["DEFAULT_PING_INTERVAL", "DEFAULT_PING_TIMEOUT", "Simulator"]
@@ -190,6 +191,15 @@ class Simulator:
     def pending_dials(self) -> int:
         return self._hub.switch.pending_dials()
 
+    def live_messages(self) -> list[LiveMessage]:
+        """Outbound messages not in a final state yet (``delivered`` / ``undelivered`` /
+        ``failed``)."""
+        return self._hub.switch.messages.live_messages()
+
+    def all_messages(self) -> list[LiveMessage]:
+        """Every message sent or received, oldest first (the last ``max_history``)."""
+        return self._hub.switch.messages.all_messages()
+
     def unacked_events(self, protocol: str) -> int:
         session = self._hub.sessions.get(protocol)
         return len(session.unacked) if session is not None else 0
@@ -221,3 +231,35 @@ class Simulator:
         )
         self._hub.flush()
         return call_id
+
+    def inject_message(
+        self,
+        *,
+        context: str,
+        from_number: str,
+        to_number: str,
+        now: float,
+        body: str = "",
+        media: list[str] | None = None,
+        tags: list[str] | None = None,
+    ) -> str:
+        """Deliver an inbound message (``messaging.receive``) to a session on ``context``.
+
+        The same session an inbound call on ``context`` would go to. The params follow
+        the ``messaging.send`` rules (E.164 numbers, a body or media); no session on
+        ``context`` is a ``LocalProtocolError``, as for calls. Returns the message_id.
+        """
+        params = {
+            "context": context,
+            "from_number": from_number,
+            "to_number": to_number,
+            "body": body,
+            "media": [] if media is None else list(media),
+            "tags": [] if tags is None else list(tags),
+        }
+        session = self._hub.sessions.receiver(context)
+        if session is None:
+            raise LocalProtocolError(f"no session receives context {context!r}")
+        message_id = self._hub.switch.messages.receive(session, params, context, now)
+        self._hub.flush()
+        return message_id

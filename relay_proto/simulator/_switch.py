@@ -20,6 +20,9 @@ Invariants:
   it is cancelled when the leg ends.
 - A play is in its call's ``plays`` exactly while it is not terminal; its finish timer is
   pending only while it is playing (absent while paused or when it loops forever).
+- A dial whose ``bridge`` is set rings the peer legs of a ``calling.connect``: it is not in
+  ``_dials`` and resolves through ``Bridges`` (``_bridge``) instead of a dial event. A leg
+  with a ``bridge`` that ends is reported to ``Bridges.leg_ended``.
 - Events are handed to the owning session's sink in the order generated, stamped with the
   simulated time at which they happen (a timer's own deadline, not the time it was run).
 """
@@ -38,7 +41,9 @@ from .._events import CallState, PlayState
 from .._ids import IdFactory
 from .._timers import TimerQueue
 from .._wire import JSONObject
+from ._bridge import Bridges
 from ._legs import Dial, EventSink, Leg, LiveCall, Play, RpcError, TimerCallback
+from ._messaging import Messages
 from ._scenario import OutcomeKind, Scenario
 
 __all__ = ["Switch"]
@@ -86,6 +91,13 @@ class Switch:
         self._live: dict[str, Leg] = {}
         self._history: deque[Leg] = deque(maxlen=max_history)
         self._dials: dict[tuple[str, str], Dial] = {}
+        self.bridges = Bridges(
+            start_group=self._start_group,
+            end=self._end,
+            media_seconds=self._media_seconds,
+            new_id=new_id,
+        )
+        self.messages = Messages(host=self, timers=timers, new_id=new_id, max_history=max_history)
 
     # ---- queries ---------------------------------------------------------------------
 
@@ -110,6 +122,8 @@ class Switch:
             return self._dial(sink, params, now)
         handler = _COMMANDS.get(method)
         if handler is None:  # never a silent 200: the app would wait for events forever
+            if method == "messaging.send":
+                return self.messages.send(sink, params, now)
             raise RpcError(-32601, f"Method not found: {method}")
         node_id, call_id = params.get("node_id"), params.get("call_id")
         if not isinstance(node_id, str) or not isinstance(call_id, str):
@@ -161,9 +175,11 @@ class Switch:
             call.end_reason = "hangup" if call.state is CallState.ANSWERED else "cancel"
             call.state = CallState.ENDED
             call.dial = None
+            call.bridge = None
             del self._live[call.call_id]
         for key in [k for k in self._dials if k[0] == sink.protocol]:
             del self._dials[key]
+        self.messages.drop_session(sink)
 
     # ---- dialing ---------------------------------------------------------------------
 
@@ -231,7 +247,8 @@ class Switch:
         dial = call.dial
         if dial is None:  # pragma: no cover - a leg's outcome timer dies with its dial
             raise AssertionError("outcome for a leg outside any dial")
-        first = self.scenario.faults.dial_event_first
+        bridge = dial.bridge
+        first = bridge is None and self.scenario.faults.dial_event_first
         if first:
             self._emit_dial(dial, "answered", when, winner=call)
         self._move(call, CallState.ANSWERED, when)
@@ -242,9 +259,12 @@ class Switch:
         for loser in losers:
             loser.dial = None
             self._end(loser, "cancel", when, ending=False)
-        if not first:
-            self._emit_dial(dial, "answered", when, winner=call)
-        del self._dials[dial.sink.protocol, dial.tag]
+        if bridge is not None:
+            self.bridges.answered(bridge, call, when)
+        else:
+            if not first:
+                self._emit_dial(dial, "answered", when, winner=call)
+            del self._dials[dial.sink.protocol, dial.tag]
         self._arm_answered(call, when)
 
     def _arm_answered(self, call: Leg, now: float) -> None:
@@ -274,6 +294,8 @@ class Switch:
             self._move(call, CallState.ENDING, now, reason)
         self._move(call, CallState.ENDED, now, reason)
         del self._live[call.call_id]
+        if call.bridge is not None:
+            self.bridges.leg_ended(call, now)
         dial = call.dial
         if dial is None:
             return
@@ -284,6 +306,8 @@ class Switch:
         dial.index += 1
         if dial.index < len(dial.groups):
             self._start_group(dial, now)
+        elif dial.bridge is not None:
+            self.bridges.failed(dial.bridge, reason, source, now)
         else:
             self._emit_dial(dial, "failed", now, failure=(reason, source))
             del self._dials[dial.sink.protocol, dial.tag]
@@ -416,6 +440,9 @@ class Switch:
         params = wire.leg_state_params(
             call.json, _STATE_JSON[call.state.rank], call.end_reason, call.context
         )
+        peer = call.peer_json
+        if peer is not None:  # bridged (``_bridge``): the partner leg
+            params = f"{params[:-1]}{peer}}}"
         call.sink.emit(event_type, params, now)
 
     def _emit_dial(
@@ -457,6 +484,8 @@ _COMMANDS: dict[str, _Command] = {
     "calling.play.pause": Switch._cmd_play_pause,
     "calling.play.resume": Switch._cmd_play_resume,
     "calling.play.volume": Switch._cmd_play_volume,
+    "calling.connect": lambda sw, call, params, now: sw.bridges.connect(call, params, now),
+    "calling.disconnect": lambda sw, call, params, now: sw.bridges.disconnect(call, params, now),
 }
 
 
