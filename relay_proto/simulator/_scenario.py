@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .._errors import LocalProtocolError
+from ._script import SCRIPT_KEYS, CallScript
 
 __all__ = ["Faults", "Outcome", "OutcomeKind", "Refusal", "Scenario"]
 
@@ -73,11 +74,13 @@ class Outcome:
 
     ``hangup_after``: for an answered call, the far end hangs up this many seconds after
     answering (``ending``/``ended`` with ``hangup``); ``None`` keeps the call up.
+    ``script``: what the far end does once the call is up (input, recording, detection).
     """
 
     kind: OutcomeKind
     after: float = 1.0
     hangup_after: float | None = None
+    script: CallScript = field(default_factory=CallScript)
 
     def __post_init__(self) -> None:
         if not isinstance(self.kind, OutcomeKind):
@@ -85,11 +88,14 @@ class Outcome:
         _check_seconds("Outcome.after", self.after)
         if self.hangup_after is not None:
             _check_seconds("Outcome.hangup_after", self.hangup_after, positive=True)
+        if not isinstance(self.script, CallScript):
+            raise LocalProtocolError("Outcome.script must be a CallScript")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Outcome:
-        """``{"outcome": "busy", "after": 0.5, "hangup_after": 3}`` (only ``outcome`` required)."""
-        _only_keys("outcome", data, {"outcome", "after", "hangup_after"})
+        """``{"outcome": "busy", "after": 0.5, "hangup_after": 3}`` (only ``outcome`` required),
+        plus the script keys (``input``, ``record``, ``machine``, ... : ``CallScript``)."""
+        _only_keys("outcome", data, {"outcome", "after", "hangup_after", *SCRIPT_KEYS})
         name = data.get("outcome")
         kind = _KIND_NAMES.get(name) if isinstance(name, str) else None
         if kind is None:
@@ -98,6 +104,7 @@ class Outcome:
             kind=kind,
             after=_check_seconds("after", data.get("after", 1.0)),
             hangup_after=data.get("hangup_after"),
+            script=CallScript.from_dict({k: v for k, v in data.items() if k in SCRIPT_KEYS}),
         )
 
 

@@ -38,8 +38,11 @@ from .._events import CallState, PlayState
 from .._ids import IdFactory
 from .._timers import TimerQueue
 from .._wire import JSONObject
-from ._legs import Dial, EventSink, Leg, LiveCall, Play, RpcError, TimerCallback
+from . import _input, _media, _plain
+from ._actions import Actions, Handler
+from ._legs import Dial, EventSink, Leg, LiveAction, LiveCall, Play, RpcError, TimerCallback
 from ._scenario import OutcomeKind, Scenario
+from ._script import CallScript
 
 __all__ = ["Switch"]
 
@@ -86,6 +89,8 @@ class Switch:
         self._live: dict[str, Leg] = {}
         self._history: deque[Leg] = deque(maxlen=max_history)
         self._dials: dict[tuple[str, str], Dial] = {}
+        #: Every running action but plays (record, collect, detect, tap, ...).
+        self.actions = Actions(timers=timers, switch=self, new_id=new_id)
 
     # ---- queries ---------------------------------------------------------------------
 
@@ -100,6 +105,9 @@ class Switch:
 
     def pending_dials(self) -> int:
         return len(self._dials)
+
+    def live_actions(self) -> list[LiveAction]:
+        return self.actions.live()
 
     # ---- commands --------------------------------------------------------------------
 
@@ -128,6 +136,7 @@ class Switch:
         to_number: str,
         now: float,
         hangup_after: float | None = None,
+        script: CallScript | None = None,
     ) -> str:
         new_id = self._new_id
         call = Leg(
@@ -145,6 +154,7 @@ class Switch:
             context=context,
         )
         call.hangup_after = hangup_after
+        call.script = script
         self._register(call)
         self._publish(call, now, "calling.call.receive")
         when = now + self.scenario.inbound_ring_timeout
@@ -158,6 +168,7 @@ class Switch:
             for play in call.plays.values():
                 self._stop_timer(play)
             call.plays.clear()
+            self.actions.drop(call)
             call.end_reason = "hangup" if call.state is CallState.ANSWERED else "cancel"
             call.state = CallState.ENDED
             call.dial = None
@@ -270,6 +281,8 @@ class Switch:
         self._stop_timer(call)
         for play in list(call.plays.values()):
             self._finish_play(play, PlayState.ERROR, now)
+        if call.actions:
+            self.actions.call_ended(call, now)
         if ending:
             self._move(call, CallState.ENDING, now, reason)
         self._move(call, CallState.ENDED, now, reason)
@@ -308,10 +321,7 @@ class Switch:
 
     def _cmd_play(self, call: Leg, params: JSONObject, now: float) -> JSONObject:
         control_id = validate.non_empty_str("control_id", params.get("control_id"))
-        media = params.get("play")
-        if type(media) is not list or not media:
-            raise LocalProtocolError("calling.play needs a non-empty play list")
-        seconds = sum(self._media_seconds(f"play[{i}]", item) for i, item in enumerate(media))
+        seconds = self.play_seconds(params.get("play"))
         if "volume" in params:
             validate.volume("volume", params["volume"])
         loop = validate.non_negative_int("loop", params.get("loop", 1))
@@ -324,6 +334,12 @@ class Switch:
         self._emit_play(play, now)
         self._arm_play(play, now)
         return {"code": _OK, "message": "Playing"}
+
+    def play_seconds(self, media: object) -> float:
+        """How long a ``play`` list lasts; ``LocalProtocolError`` when it breaks a rule."""
+        if type(media) is not list or not media:
+            raise LocalProtocolError("calling.play needs a non-empty play list")
+        return sum(self._media_seconds(f"play[{i}]", item) for i, item in enumerate(media))
 
     def _media_seconds(self, where: str, item: object) -> float:
         """How long one media item plays (the scenario's rules); only known types play."""
@@ -458,6 +474,15 @@ _COMMANDS: dict[str, _Command] = {
     "calling.play.resume": Switch._cmd_play_resume,
     "calling.play.volume": Switch._cmd_play_volume,
 }
+
+
+def _on_actions(verb: Handler) -> _Command:
+    return lambda switch, call, params, now: verb(switch.actions, call, params, now)
+
+
+#: The verbs the action engine runs (``_actions`` and the verb modules).
+for _table in (_media.COMMANDS, _input.COMMANDS, _plain.COMMANDS):
+    _COMMANDS.update((method, _on_actions(verb)) for method, verb in _table.items())
 
 
 def _destination(device: JSONObject) -> str | None:
