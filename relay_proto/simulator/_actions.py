@@ -18,6 +18,7 @@ Invariants:
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Protocol
 
 from .. import _validate as validate
@@ -131,13 +132,11 @@ class Actions:
         """Run ``step(when)`` at ``when`` (replacing any pending step)."""
         self.disarm(action)
         action.deadline, action.step = when, step
-        action.timer = self._timers.schedule(when, lambda at: self._fire(action, at))
+        action.timer = self._timers.schedule(when, partial(self._fire, action, step))
 
-    def _fire(self, action: Action, when: float) -> None:
+    def _fire(self, action: Action, step: TimerCallback, when: float) -> None:
         action.timer = None
-        step = action.step
-        if step is not None:
-            step(when)
+        step(when)
 
     def disarm(self, action: Action) -> None:
         if action.timer is not None:

@@ -91,11 +91,9 @@ class Collecting(Action):
         self.rearm()
 
     def rearm(self) -> None:
+        """Arm the one timer; a live collect always waits for its prompt or its input."""
         times = [t for t in (self.prompt_end, self.input_at) if t is not None]
-        if times:
-            self.actions.arm(self, min(times), self.tick)
-        else:
-            self.actions.disarm(self)
+        self.actions.arm(self, min(times), self.tick)
 
     def tick(self, when: float) -> None:
         if self.prompt_end is not None and self.prompt_end <= when:
