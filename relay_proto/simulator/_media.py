@@ -124,8 +124,9 @@ def _record_control(pause: bool) -> Handler:
         action = actions.find(call, params, ("record",))
         if not isinstance(action, Recording):
             return reply("Recording not found", "404")
-        if pause and action.state == "recording":
+        if pause:
             optional(params, "behavior", lambda w, v: one_of(w, v, ("silence", "skip")))
+        if pause and action.state == "recording":
             actions.pause(action, now)
             action.elapsed = action.recorded(now)
             action.running_since, action.state = None, "paused"
