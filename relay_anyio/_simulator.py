@@ -32,6 +32,8 @@ from relay_proto import RemoteProtocolError
 from relay_proto.simulator import (
     DEFAULT_PING_INTERVAL,
     DEFAULT_PING_TIMEOUT,
+    CallScript,
+    LiveAction,
     LiveCall,
     LiveMessage,
     Scenario,
@@ -88,13 +90,30 @@ class SimulatorServer:
     def all_messages(self) -> list[LiveMessage]:
         return self.simulator.all_messages()
 
+    def live_actions(self) -> list[LiveAction]:
+        """The running actions (record, collect, tap, ...): none once their calls end."""
+        return self.simulator.live_actions()
+
     @property
     def connection_count(self) -> int:
         return len(self._sockets)
 
-    async def inject_inbound_call(self, *, context: str, from_number: str, to_number: str) -> str:
+    async def inject_inbound_call(
+        self,
+        *,
+        context: str,
+        from_number: str,
+        to_number: str,
+        script: CallScript | Mapping[str, object] | None = None,
+    ) -> str:
+        """Offer an inbound call; ``script``: what the caller does once answered
+        (``{"input": ..., "record": ...}``; ``None``: the scenario's, by ``from_number``)."""
         call_id = self.simulator.inject_inbound_call(
-            context=context, from_number=from_number, to_number=to_number, now=anyio.current_time()
+            context=context,
+            from_number=from_number,
+            to_number=to_number,
+            now=anyio.current_time(),
+            script=script,
         )
         await self._after_input()
         return call_id

@@ -17,9 +17,10 @@ Invariants:
   call's end or loss (then it is reported done with the state ``call_ended``), or its
   abandonment. ``done`` is reported exactly once; ``settled`` (the action's answer: a final
   collect result, the first detection, or the end) exactly once, never after ``done``.
-* A state repeated without a result is a duplicate and reports nothing; events for an
-  action no longer in the table report nothing (they are still read, so an unreadable one
-  is reported as such).
+* A state repeated without a result is a duplicate and reports nothing, as does a late
+  event for an action that has left the table (its control_id is remembered, bounded). An
+  event for a ``control_id`` this session never started through the core (``execute``) is
+  read, then handed on as ``UnhandledEvent``: nothing the application asked for is dropped.
 * An unknown state of a verb with a closed set is carried (``UnknownState``) and changes
   nothing.
 * Nothing is touched before the event has been read completely.
@@ -27,6 +28,7 @@ Invariants:
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -35,7 +37,7 @@ from typing import Any
 from . import _results as results
 from . import _verb_rules as rules
 from ._errors import LocalProtocolError
-from ._events import ActionStateChanged, Event, PlayState, PlayStateChanged
+from ._events import ActionStateChanged, Event, PlayState, PlayStateChanged, UnhandledEvent
 from ._records import str_field, unknown_state
 from ._wire import JSONObject
 
@@ -66,6 +68,7 @@ def _controls(prefix: str, *names: str) -> Mapping[str, str]:
     return MappingProxyType(table)
 
 
+_GONE_LIMIT = 4096
 _FINISHED_ERROR = frozenset({"finished", "error"})
 _FINISHED = frozenset({"finished"})
 _COLLECT_STATES = frozenset({"collecting", *results.CollectKind, "finished"})
@@ -241,6 +244,9 @@ class ActionTable:
 
     def __init__(self) -> None:
         self.running: dict[str, ActionRecord] = {}
+        #: The control_ids of actions that have left the table (bounded): a late event for
+        #: one of them is dropped, not handed on.
+        self._gone: OrderedDict[str, None] = OrderedDict()
         #: The row reading each event type; generic verbs add theirs when started.
         self.by_event: dict[str, Verb] = dict(BY_EVENT)
 
@@ -263,11 +269,17 @@ class ActionTable:
             events: list[Event],
             intents: list[Any],
         ) -> None:
-            self.on_event(event_type, inner, events)
+            self.on_event(event_type, inner, events, timestamp)
 
         return handle
 
-    def on_event(self, event_type: str, inner: JSONObject, events: list[Event]) -> None:
+    def on_event(
+        self,
+        event_type: str,
+        inner: JSONObject,
+        events: list[Event],
+        timestamp: float | None = None,
+    ) -> None:
         """Read one ``calling.call.<verb>`` event (raises ``RemoteProtocolError`` if it
         cannot be read, before anything changes)."""
         control_id = str_field(inner, "control_id", event_type)
@@ -281,14 +293,19 @@ class ActionTable:
         if verb.states is not None and reading.state not in verb.states:
             events.append(unknown_state(event_type, _state_key(inner), reading.state, inner))
             return
-        if record is None or (reading.result is None and reading.state == record.state):
+        if record is None:
+            if control_id not in self._gone:  # started some other way (``execute``)
+                unhandled = UnhandledEvent(event_type=event_type, timestamp=timestamp, params=inner)
+                events.append(unhandled)
+            return
+        if reading.result is None and reading.state == record.state:
             return
         done = reading.state in verb.terminal or (record.ends_on_result and reading.settles)
         settles = not record.settled and (done or reading.settles)
         record.state = reading.state
         record.settled = record.settled or settles
         if done:
-            del self.running[control_id]
+            self.retire(control_id)
         events.append(
             verb.report(
                 call_id=record.call_id,
@@ -329,19 +346,28 @@ class ActionTable:
             return None
         record.accepted = True
         if record.abandoned:
-            del self.running[control_id]
+            self.retire(control_id)
             return record
         return None
 
     def forget(self, control_id: str) -> None:
         """The start was refused or lost: nothing runs."""
-        self.running.pop(control_id, None)
+        if control_id in self.running:
+            self.retire(control_id)
+
+    def retire(self, control_id: str) -> None:
+        """Take an action out of the table, remembering its control_id (bounded)."""
+        del self.running[control_id]
+        self._gone[control_id] = None
+        if len(self._gone) > _GONE_LIMIT:
+            self._gone.popitem(last=False)
 
     def end_for_call(self, call_id: str, events: list[Event]) -> None:
         """The call ended or was lost: every action on it is done, state ``call_ended``."""
         doomed = [c for c, record in self.running.items() if record.call_id == call_id]
         for control_id in doomed:
-            record = self.running.pop(control_id)
+            record = self.running[control_id]
+            self.retire(control_id)
             events.append(
                 ActionStateChanged(
                     call_id=call_id,

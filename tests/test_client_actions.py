@@ -24,6 +24,7 @@ from relay_proto import (
     RequestSucceeded,
     SendDigitsResult,
     TapResult,
+    UnhandledEvent,
     UnknownState,
     UnreadableEvent,
 )
@@ -328,9 +329,12 @@ def test_generic_verb_has_a_row_made_for_it() -> None:
         c.core.start_action("CALL-1", "", {})
 
 
-def test_unknown_control_id_events_are_read_then_dropped() -> None:
+def test_events_of_actions_not_started_through_the_core_are_handed_on() -> None:
     c = with_call()
-    assert ev(c, "record", "NOPE", state="finished") == []
+    [unhandled] = ev(c, "record", "NOPE", state="finished")
+    assert isinstance(unhandled, UnhandledEvent)
+    assert unhandled.event_type == "calling.call.record"
+    assert unhandled.params["control_id"] == "NOPE"
     [odd] = ev(c, "record", "NOPE", state="exploded")
     assert isinstance(odd, UnknownState)
     assert odd.control_id == "NOPE"
@@ -339,6 +343,19 @@ def test_unknown_control_id_events_are_read_then_dropped() -> None:
     [no_id] = c.event("calling.call.record", {"call_id": "CALL-1", "state": "finished"})
     assert isinstance(no_id, UnreadableEvent)
     assert "control_id" in no_id.reason
+
+
+def test_late_events_of_finished_actions_are_dropped_bounded() -> None:
+    c = with_call()
+    ids = []
+    for _ in range(4097):
+        _, cid = c.core.start_action("CALL-1", "send_digits", {"digits": "1"})
+        ids.append(cid)
+        c.sent()
+        ev(c, "send_digits", cid, state="finished")
+    assert ev(c, "send_digits", ids[-1], state="finished") == []
+    [oldest] = ev(c, "send_digits", ids[0], state="finished")  # forgotten: handed on
+    assert isinstance(oldest, UnhandledEvent)
 
 
 # ---------------------------------------------------------------------------- lifecycle

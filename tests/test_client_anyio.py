@@ -442,7 +442,7 @@ async def test_execute_and_ping() -> None:
             assert (await call.execute("calling.play", play))["code"] == "200"
             # a verb the simulator does not model is refused, never a silent 200
             with pytest.raises(RequestError) as info:
-                await call.execute("calling.record", {"record": {}})
+                await call.execute("calling.ai", {"prompt": {}})
             assert not isinstance(info.value, CallGoneError)
             assert info.value.code == -32601
             await call.hangup()

@@ -503,13 +503,13 @@ def test_hangup_after_answer_and_call_lookup_errors() -> None:
     ]
     assert s(peer.call_cmd("calling.end", call_id, 2.0, reason="")) == [("result", "x", "400")]
     assert s(peer.request("calling.end", [call_id], 2.0, rid="e")) == [("error", "e", -32602)]
-    assert s(peer.call_cmd("calling.record", call_id, 2.0)) == [("error", "x", -32601)]
+    assert s(peer.call_cmd("calling.ai", call_id, 2.0)) == [("error", "x", -32601)]
     assert s(peer.call_cmd("calling.end", call_id, 3.0)) == [
         ("result", "x", "200"),
         ("state", A, "ending", "hangup"),
         ("state", A, "ended", "hangup"),
     ]
-    assert s(peer.call_cmd("calling.record", call_id, 4.0)) == [("error", "x", -32601)]
+    assert s(peer.call_cmd("calling.ai", call_id, 4.0)) == [("error", "x", -32601)]
     assert peer.sim.live_calls() == []
 
 

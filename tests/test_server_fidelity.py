@@ -62,7 +62,7 @@ def test_unknown_calling_methods_are_refused_never_a_silent_200() -> None:
     peer = connected()
     call_id = call_id_of(peer.dial([[phone(A)]], 0.0), A)
     peer.tick(1.0)
-    for method in ("calling.record", "calling.no_such_verb"):
+    for method in ("calling.ai", "calling.no_such_verb"):
         error = reply(peer.call_cmd(method, call_id, 2.0))
         assert error == {"code": -32601, "message": f"Method not found: {method}"}
     # an unknown signalwire.* method: JSON-RPC -32601 as before

@@ -14,23 +14,31 @@ version-4 UUIDs, cheap enough for an id per event), or any ``IdFactory``.
 
 from .._ids import IdFactory, sequential_uuids, uuid4_batched
 from ._connection import GARBAGE_FRAME, ConnectionState, ServerConnection
-from ._legs import LiveCall
+from ._legs import LiveAction, LiveCall
 from ._messaging import LiveMessage
 from ._scenario import Faults, MessageOutcome, Outcome, OutcomeKind, Refusal, Scenario
+from ._script import CallScript, Detection, FaxScript, Input, InputKind, RecordScript
 from ._simulator import DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT, Simulator
 
 __all__ = [
     "DEFAULT_PING_INTERVAL",
     "DEFAULT_PING_TIMEOUT",
     "GARBAGE_FRAME",
+    "CallScript",
     "ConnectionState",
+    "Detection",
     "Faults",
+    "FaxScript",
     "IdFactory",
+    "Input",
+    "InputKind",
+    "LiveAction",
     "LiveCall",
     "LiveMessage",
     "MessageOutcome",
     "Outcome",
     "OutcomeKind",
+    "RecordScript",
     "Refusal",
     "Scenario",
     "ServerConnection",

@@ -17,11 +17,23 @@ from .. import _wire as wire
 from .._events import CallState, PlayState
 from .._timers import TimerHandle
 from .._wire import JSONObject
+from ._script import CallScript
 
 #: ``"answered"`` as JSON text, for the winner of a dial event (encoded once).
 _ANSWERED_JSON = wire.encode_string(CallState.ANSWERED.value)
 
-__all__ = ["Bridge", "Dial", "EventSink", "Leg", "LiveCall", "Play", "RpcError", "TimerCallback"]
+__all__ = [
+    "Action",
+    "Bridge",
+    "Dial",
+    "EventSink",
+    "Leg",
+    "LiveAction",
+    "LiveCall",
+    "Play",
+    "RpcError",
+    "TimerCallback",
+]
 
 #: What the simulator's timers carry: called with the timer's own deadline.
 TimerCallback = Callable[[float], None]
@@ -98,8 +110,19 @@ class Dial:
         self.bridge: Bridge | None = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LiveAction:
+    """A snapshot of one running action (record, collect, tap, ...) of a live call."""
+
+    call_id: str
+    control_id: str
+    verb: str
+    state: str
+
+
 class Leg:
     __slots__ = (
+        "actions",
         "bridge",
         "call_id",
         "context",
@@ -108,11 +131,13 @@ class Leg:
         "direction",
         "end_reason",
         "hangup_after",
+        "inputs_taken",
         "json",
         "max_duration",
         "node_id",
         "peer_json",
         "plays",
+        "script",
         "segment_id",
         "sink",
         "state",
@@ -153,6 +178,13 @@ class Leg:
         self.bridge: Bridge | None = None
         #: ``,"peer":{...}`` added to this leg's state events while it is bridged.
         self.peer_json: str | None = None
+        #: Running actions other than plays, by control_id (``_actions``).
+        self.actions: dict[str, Action] = {}
+        #: The far end's script when fixed for this call (an injected inbound call's);
+        #: ``None``: read from the scenario by destination when an action needs it.
+        self.script: CallScript | None = None
+        #: How many collects of this call have taken an input from the script.
+        self.inputs_taken = 0
         self.json = wire.leg_json(call_id, node_id, tag, direction, device, segment_id)
 
     def winner_params(self) -> str:
@@ -199,3 +231,32 @@ class Bridge:
         self.state = "connecting"
         self.dial: Dial | None = None
         self.peer: Leg | None = None
+
+
+class Action:
+    """One running action of a call (any verb but play): the record the generic action
+    engine (``_actions``) moves. A verb subclasses it for its own data and implements
+    ``halt``. ``timer`` is its one pending timer; ``deadline``/``step`` what it will do
+    then; ``remaining`` the time left while paused."""
+
+    __slots__ = ("call", "control_id", "deadline", "remaining", "state", "step", "timer", "verb")
+
+    def __init__(self, call: Leg, control_id: str, verb: str, state: str) -> None:
+        self.call = call
+        self.control_id = control_id
+        self.verb = verb
+        self.state = state
+        self.timer: TimerHandle | None = None
+        self.deadline = 0.0
+        self.step: TimerCallback | None = None
+        self.remaining: float | None = None
+
+    def halt(self, reason: str, now: float) -> None:  # pragma: no cover - every verb has one
+        """Send this action's terminal event: ``reason`` is ``"stop"`` (a ``.stop``
+        request) or ``"ended"`` (its call is ending). The engine then forgets it."""
+        raise NotImplementedError
+
+    def snapshot(self) -> LiveAction:
+        return LiveAction(
+            call_id=self.call.call_id, control_id=self.control_id, verb=self.verb, state=self.state
+        )

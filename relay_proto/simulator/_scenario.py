@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .._errors import LocalProtocolError
+from ._script import SCRIPT_KEYS, CallScript
 
 __all__ = ["Faults", "MessageOutcome", "Outcome", "OutcomeKind", "Refusal", "Scenario"]
 
@@ -120,12 +121,14 @@ class Outcome:
     answering (``ending``/``ended`` with ``hangup``); ``None`` keeps the call up.
     ``message``: what a message sent to this destination does (``None``: what the
     scenario's ``default`` says, else delivered).
+    ``script``: what the far end does once the call is up (input, recording, detection).
     """
 
     kind: OutcomeKind
     after: float = 1.0
     hangup_after: float | None = None
     message: MessageOutcome | None = None
+    script: CallScript = field(default_factory=CallScript)
 
     def __post_init__(self) -> None:
         if not isinstance(self.kind, OutcomeKind):
@@ -135,12 +138,15 @@ class Outcome:
             _check_seconds("Outcome.hangup_after", self.hangup_after, positive=True)
         if self.message is not None and not isinstance(self.message, MessageOutcome):
             raise LocalProtocolError("Outcome.message must be a MessageOutcome or None")
+        if not isinstance(self.script, CallScript):
+            raise LocalProtocolError("Outcome.script must be a CallScript")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Outcome:
         """``{"outcome": "busy", "after": 0.5, "hangup_after": 3, "message": "failed"}``
-        (only ``outcome`` required)."""
-        _only_keys("outcome", data, {"outcome", "after", "hangup_after", "message"})
+        (only ``outcome`` required), plus the script keys (``input``, ``record``,
+        ``machine``, ... : ``CallScript``)."""
+        _only_keys("outcome", data, {"outcome", "after", "hangup_after", "message", *SCRIPT_KEYS})
         name = data.get("outcome")
         kind = _KIND_NAMES.get(name) if isinstance(name, str) else None
         if kind is None:
@@ -150,6 +156,7 @@ class Outcome:
             after=_check_seconds("after", data.get("after", 1.0)),
             hangup_after=data.get("hangup_after"),
             message=MessageOutcome.from_value(data["message"]) if "message" in data else None,
+            script=CallScript.from_dict({k: v for k, v in data.items() if k in SCRIPT_KEYS}),
         )
 
 

@@ -27,9 +27,10 @@ from .._errors import LocalProtocolError
 from .._ids import IdFactory, sequential_uuids
 from ._connection import ServerConnection
 from ._hub import Hub
-from ._legs import LiveCall
+from ._legs import LiveAction, LiveCall
 from ._messaging import LiveMessage
 from ._scenario import Scenario
+from ._script import CallScript
 
 __all__ = ["DEFAULT_PING_INTERVAL", "DEFAULT_PING_TIMEOUT", "Simulator"]
 
@@ -200,6 +201,11 @@ class Simulator:
         """Every message sent or received, oldest first (the last ``max_history``)."""
         return self._hub.switch.messages.all_messages()
 
+    def live_actions(self) -> list[LiveAction]:
+        """Snapshots of every running action but plays (record, collect, detect, tap,
+        ...): after a call ends, none of its actions is left."""
+        return self._hub.switch.live_actions()
+
     def unacked_events(self, protocol: str) -> int:
         session = self._hub.sessions.get(protocol)
         return len(session.unacked) if session is not None else 0
@@ -212,12 +218,20 @@ class Simulator:
         to_number: str,
         now: float,
         hangup_after: float | None = None,
+        script: CallScript | Mapping[str, object] | None = None,
     ) -> str:
         """Offer an inbound call (``calling.call.receive``) to a session on ``context``.
 
         The first subscribed session with an open socket gets it (else the first
         subscribed one, which will see it on resume). Returns the new call_id.
+        ``script``: what the caller does once answered (a ``CallScript`` or its dict form:
+        ``{"input": ..., "record": ..., "machine": ...}``); ``None``: the scenario's
+        outcome for ``from_number`` says it.
         """
+        if isinstance(script, Mapping):
+            script = CallScript.from_dict(script)
+        elif script is not None and not isinstance(script, CallScript):
+            raise LocalProtocolError("script must be a CallScript, a dict or None")
         session = self._hub.sessions.receiver(context)
         if session is None:
             raise LocalProtocolError(f"no session receives context {context!r}")
@@ -228,6 +242,7 @@ class Simulator:
             to_number=to_number,
             now=now,
             hangup_after=hangup_after,
+            script=script,
         )
         self._hub.flush()
         return call_id

@@ -18,8 +18,8 @@ Invariants:
   while it is in that map.
 - A leg has at most one pending timer (ring outcome, then max_duration / far-end hangup);
   it is cancelled when the leg ends.
-- A play is in its call's ``plays`` exactly while it is not terminal; its finish timer is
-  pending only while it is playing (absent while paused or when it loops forever).
+- Plays (``_plays``) and the other actions (``_actions``) of a call end before the call's
+  ``ending``; nothing is left running on an ended call.
 - A dial whose ``bridge`` is set rings the peer legs of a ``calling.connect``: it is not in
   ``_dials`` and resolves through ``Bridges`` (``_bridge``) instead of a dial event. A leg
   with a ``bridge`` that ends is reported to ``Bridges.leg_ended``.
@@ -29,7 +29,6 @@ Invariants:
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import Callable
 from functools import partial
@@ -37,14 +36,18 @@ from functools import partial
 from .. import _validate as validate
 from .. import _wire as wire
 from .._errors import LocalProtocolError
-from .._events import CallState, PlayState
+from .._events import CallState
 from .._ids import IdFactory
 from .._timers import TimerQueue
 from .._wire import JSONObject
+from . import _input, _media, _plain
+from ._actions import Actions, Handler
 from ._bridge import Bridges
-from ._legs import Dial, EventSink, Leg, LiveCall, Play, RpcError, TimerCallback
+from ._legs import Dial, EventSink, Leg, LiveAction, LiveCall, RpcError, TimerCallback
 from ._messaging import Messages
+from ._plays import Plays
 from ._scenario import OutcomeKind, Scenario
+from ._script import CallScript
 
 __all__ = ["Switch"]
 
@@ -63,7 +66,6 @@ _TRANSITIONS: dict[CallState, frozenset[CallState]] = {
     CallState.ENDING: frozenset({CallState.ENDED}),
     CallState.ENDED: frozenset(),
 }
-_PLAYABLE = frozenset({"tts", "audio", "ringtone", "silence"})
 #: The nodes calls are spread over when no ``node_id`` is fixed (a real space has many).
 _NODES = tuple(f"sim-node-{n}@local" for n in range(1, 5))
 #: Each call state as JSON text, by ``rank`` (encoded once, not per event).
@@ -91,13 +93,17 @@ class Switch:
         self._live: dict[str, Leg] = {}
         self._history: deque[Leg] = deque(maxlen=max_history)
         self._dials: dict[tuple[str, str], Dial] = {}
+        #: Every running play.
+        self.plays = Plays(scenario=lambda: self.scenario, timers=timers)
         self.bridges = Bridges(
             start_group=self._start_group,
             end=self._end,
-            media_seconds=self._media_seconds,
+            media_seconds=self.plays.media_seconds,
             new_id=new_id,
         )
         self.messages = Messages(host=self, timers=timers, new_id=new_id, max_history=max_history)
+        #: Every running action but plays (record, collect, detect, tap, ...).
+        self.actions = Actions(timers=timers, switch=self, new_id=new_id)
 
     # ---- queries ---------------------------------------------------------------------
 
@@ -112,6 +118,9 @@ class Switch:
 
     def pending_dials(self) -> int:
         return len(self._dials)
+
+    def live_actions(self) -> list[LiveAction]:
+        return self.actions.live()
 
     # ---- commands --------------------------------------------------------------------
 
@@ -142,6 +151,7 @@ class Switch:
         to_number: str,
         now: float,
         hangup_after: float | None = None,
+        script: CallScript | None = None,
     ) -> str:
         new_id = self._new_id
         call = Leg(
@@ -159,6 +169,7 @@ class Switch:
             context=context,
         )
         call.hangup_after = hangup_after
+        call.script = script
         self._register(call)
         self._publish(call, now, "calling.call.receive")
         when = now + self.scenario.inbound_ring_timeout
@@ -169,9 +180,8 @@ class Switch:
         """The session expired: end its calls and dials silently (nobody is listening)."""
         for call in [c for c in self._live.values() if c.sink is sink]:
             self._stop_timer(call)
-            for play in call.plays.values():
-                self._stop_timer(play)
-            call.plays.clear()
+            self.plays.drop(call)
+            self.actions.drop(call)
             call.end_reason = "hangup" if call.state is CallState.ANSWERED else "cancel"
             call.state = CallState.ENDED
             call.dial = None
@@ -288,8 +298,10 @@ class Switch:
     ) -> None:
         """End ``call``; ``source`` says who ended it (``client``: a ``calling.end``)."""
         self._stop_timer(call)
-        for play in list(call.plays.values()):
-            self._finish_play(play, PlayState.ERROR, now)
+        if call.plays:
+            self.plays.call_ended(call, now)
+        if call.actions:
+            self.actions.call_ended(call, now)
         if ending:
             self._move(call, CallState.ENDING, now, reason)
         self._move(call, CallState.ENDED, now, reason)
@@ -330,97 +342,15 @@ class Switch:
         self._arm_answered(call, now)
         return {"code": _OK, "message": "Answered"}
 
-    def _cmd_play(self, call: Leg, params: JSONObject, now: float) -> JSONObject:
-        control_id = validate.non_empty_str("control_id", params.get("control_id"))
-        media = params.get("play")
-        if type(media) is not list or not media:
-            raise LocalProtocolError("calling.play needs a non-empty play list")
-        seconds = sum(self._media_seconds(f"play[{i}]", item) for i, item in enumerate(media))
-        if "volume" in params:
-            validate.volume("volume", params["volume"])
-        loop = validate.non_negative_int("loop", params.get("loop", 1))
-        if call.state is not CallState.ANSWERED:  # still there: never a gone-call code
-            return dict(_NOT_ANSWERED)
-        if control_id in call.plays:
-            return {"code": "409", "message": f"control_id {control_id!r} is already playing"}
-        play = Play(call, control_id, seconds * loop if loop else math.inf, now)
-        call.plays[control_id] = play
-        self._emit_play(play, now)
-        self._arm_play(play, now)
-        return {"code": _OK, "message": "Playing"}
+    def play_seconds(self, media: object) -> float:
+        """How long a ``play`` list lasts (``LocalProtocolError`` when it breaks a rule)."""
+        return self.plays.play_seconds(media)
 
-    def _media_seconds(self, where: str, item: object) -> float:
-        """How long one media item plays (the scenario's rules); only known types play."""
-        kind, params = validate.check_media(where, item)  # the required keys are there
-        if kind not in _PLAYABLE:
-            raise LocalProtocolError(f"unsupported play type {kind!r}")
-        scenario = self.scenario
-        if kind == "tts":
-            text = params["text"]
-            return max(len(text) * scenario.play_seconds_per_char, scenario.min_play_seconds)
-        duration = params.get("duration")
-        return scenario.play_default_seconds if duration is None else float(duration)
-
-    def _stop_timer(self, holder: Leg | Play) -> None:
-        """Cancel the one pending timer of a leg or a play, if any."""
+    def _stop_timer(self, holder: Leg) -> None:
+        """Cancel the one pending timer of a leg, if any."""
         if holder.timer is not None:
             self._timers.cancel(holder.timer)
             holder.timer = None
-
-    def _arm_play(self, play: Play, now: float) -> None:
-        play.started = now
-        if math.isfinite(play.remaining):
-            play.timer = self._timers.schedule(now + play.remaining, partial(self._play_done, play))
-
-    def _play_done(self, play: Play, when: float) -> None:
-        play.timer = None
-        self._finish_play(play, PlayState.FINISHED, when)
-
-    def _finish_play(self, play: Play, state: PlayState, now: float) -> None:
-        self._stop_timer(play)
-        del play.call.plays[play.control_id]
-        play.state = state
-        self._emit_play(play, now)
-
-    def _find_play(self, call: Leg, params: JSONObject) -> Play | None:
-        return call.plays.get(validate.non_empty_str("control_id", params.get("control_id")))
-
-    def _cmd_play_stop(self, call: Leg, params: JSONObject, now: float) -> JSONObject:
-        play = self._find_play(call, params)
-        if play is None:
-            return {"code": "404", "message": "Play not found"}
-        self._finish_play(play, PlayState.FINISHED, now)
-        return {"code": _OK, "message": "Stopped"}
-
-    def _cmd_play_pause(self, call: Leg, params: JSONObject, now: float) -> JSONObject:
-        play = self._find_play(call, params)
-        if play is None:
-            return {"code": "404", "message": "Play not found"}
-        if play.state is PlayState.PLAYING:
-            self._stop_timer(play)
-            play.remaining -= now - play.started
-            play.state = PlayState.PAUSED
-            self._emit_play(play, now)
-        return {"code": _OK, "message": "Paused"}
-
-    def _cmd_play_resume(self, call: Leg, params: JSONObject, now: float) -> JSONObject:
-        play = self._find_play(call, params)
-        if play is None:
-            return {"code": "404", "message": "Play not found"}
-        if play.state is PlayState.PAUSED:
-            play.state = PlayState.PLAYING
-            self._emit_play(play, now)
-            self._arm_play(play, now)
-        return {"code": _OK, "message": "Resumed"}
-
-    def _cmd_play_volume(self, call: Leg, params: JSONObject, now: float) -> JSONObject:
-        play = self._find_play(call, params)
-        if play is None:
-            return {"code": "404", "message": "Play not found"}
-        if "volume" not in params:
-            raise LocalProtocolError("calling.play.volume needs a volume")
-        validate.volume("volume", params["volume"])
-        return {"code": _OK, "message": "Volume set"}
 
     # ---- emission --------------------------------------------------------------------
 
@@ -463,30 +393,28 @@ class Switch:
         self._node_turn = turn = (self._node_turn + 1) % len(_NODES)
         return _NODES[turn]
 
-    def _emit_play(self, play: Play, now: float) -> None:
-        call = play.call
-        params = {
-            "call_id": call.call_id,
-            "node_id": call.node_id,
-            "control_id": play.control_id,
-            "state": play.state.value,
-            "segment_id": call.segment_id,
-        }
-        call.sink.emit("calling.call.play", wire.dumps(params), now)
-
 
 _Command = Callable[[Switch, Leg, JSONObject, float], JSONObject]
 _COMMANDS: dict[str, _Command] = {
     "calling.end": Switch._cmd_end,
     "calling.answer": Switch._cmd_answer,
-    "calling.play": Switch._cmd_play,
-    "calling.play.stop": Switch._cmd_play_stop,
-    "calling.play.pause": Switch._cmd_play_pause,
-    "calling.play.resume": Switch._cmd_play_resume,
-    "calling.play.volume": Switch._cmd_play_volume,
+    "calling.play": lambda sw, call, params, now: sw.plays.start(call, params, now),
+    "calling.play.stop": lambda sw, call, params, now: sw.plays.stop(call, params, now),
+    "calling.play.pause": lambda sw, call, params, now: sw.plays.pause(call, params, now),
+    "calling.play.resume": lambda sw, call, params, now: sw.plays.resume(call, params, now),
+    "calling.play.volume": lambda sw, call, params, now: sw.plays.volume(call, params, now),
     "calling.connect": lambda sw, call, params, now: sw.bridges.connect(call, params, now),
     "calling.disconnect": lambda sw, call, params, now: sw.bridges.disconnect(call, params, now),
 }
+
+
+def _on_actions(verb: Handler) -> _Command:
+    return lambda switch, call, params, now: verb(switch.actions, call, params, now)
+
+
+#: The verbs the action engine runs (``_actions`` and the verb modules).
+for _table in (_media.COMMANDS, _input.COMMANDS, _plain.COMMANDS):
+    _COMMANDS.update((method, _on_actions(verb)) for method, verb in _table.items())
 
 
 def _destination(device: JSONObject) -> str | None:
