@@ -6,7 +6,8 @@ WebSockets (wsproto) and also serves the local RELAY simulator.
 
 from relay_proto import CallState, PlayState
 
-from ._calls import Call, PlayAction
+from ._actions import PlayAction
+from ._calls import Call
 from ._client import RelayClient
 from ._errors import (
     AuthenticationError,
