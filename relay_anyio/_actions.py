@@ -58,6 +58,7 @@ __all__ = [
     "PayAction",
     "PlayAction",
     "RecordAction",
+    "SendDigitsAction",
     "StandaloneCollectAction",
     "StreamAction",
     "TapAction",
