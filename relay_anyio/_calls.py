@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from relay_proto import ConnectState, ConnectStateChanged
+from relay_proto import ClientConnection, ConnectState, ConnectStateChanged
 
 from ._call_media import MediaCall, given
 from ._errors import ConfigurationError, ConnectError, RelayError, RequestError
@@ -77,23 +77,27 @@ class Call(MediaCall):
             raise RuntimeError("a connect() is already waiting on this call")
         slot: Slot[Call] = Slot()
         self._connecting, self.connect_state = slot, None
-        try:
-            await self.session.command(
-                lambda core: core.connect_call(
-                    self.call_id,
-                    devices,
-                    ringback=ringback,
-                    tag=tag,
-                    max_duration=max_duration,
-                    max_price_per_minute=max_price_per_minute,
-                ),
-                call=self,
+        queued: list[str] = []
+
+        def start(core: ClientConnection) -> str:
+            request_id = core.connect_call(
+                self.call_id,
+                devices,
+                ringback=ringback,
+                tag=tag,
+                max_duration=max_duration,
+                max_price_per_minute=max_price_per_minute,
             )
+            queued.append(request_id)
+            return request_id
+
+        try:
+            await self.session.command(start, call=self)
             return await slot.wait()
         except BaseException as exc:
             refused = isinstance(exc, RequestError) and not isinstance(exc, TimeoutError)
             state = self.connect_state
-            if not refused and not self.ended and (state is None or not state.terminal):
+            if queued and not refused and not self.ended and (state is None or not state.terminal):
                 self.session.send(
                     lambda core: core.execute("calling.disconnect", {}, call_id=self.call_id)
                 )

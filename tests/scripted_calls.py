@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -86,7 +86,7 @@ async def scripted_call(
 
 
 async def serving(
-    server: Callable[[], Awaitable[None]], client_side: Callable[[], Awaitable[Any]]
+    server: Callable[[], Coroutine[Any, Any, None]], client_side: Callable[[], Awaitable[Any]]
 ) -> Any:
     """Run ``server()`` alongside ``client_side()``; return what the client side returned."""
     out: list[Any] = []
