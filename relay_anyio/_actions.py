@@ -294,6 +294,7 @@ class AIAction(Action):
 
 
 class SendDigitsAction(Action):
+    controls = frozenset()
     result: SendDigitsResult | ActionResult | None
 
 

@@ -13,7 +13,9 @@ Invariants:
   is over is told so (``Action.call_gone``), so no ``wait()`` hangs on a gone call.
 * A start that is cancelled, times out or loses its reply with the socket is handed to
   ``core.abandon_action``: the core withdraws it, or stops it once (or as soon as) the
-  server accepted it; no action is left running without a handle.
+  server accepted it; no action is left running without a handle. A start whose reply
+  timed out is also stopped at once (its reply may never come); if the reply does come,
+  the core stops it again, which is harmless.
 """
 
 from __future__ import annotations
@@ -178,13 +180,21 @@ class CallBase:
             if created:
                 cid = created[0].control_id
                 self.actions.pop(cid, None)
-                refused = isinstance(exc, RequestError) and not isinstance(exc, TimeoutError)
-                if not refused:
-                    self.session.send(lambda core: core.abandon_action(cid))
+                timed_out = isinstance(exc, TimeoutError)
+                if timed_out or not isinstance(exc, RequestError):  # else refused: nothing runs
+                    self.session.send(lambda core: self._abandon(core, cls, verb, cid, timed_out))
             raise
         # The same object the dispatch updates: if the action's final event (or the call's
         # end) arrived in the same read as the reply, it is already done.
         return created[0]
+
+    def _abandon(
+        self, core: ClientConnection, cls: type[Action], verb: str, cid: str, timed_out: bool
+    ) -> None:
+        core.abandon_action(cid)
+        if timed_out and "stop" in cls.controls and not self.ended:
+            # Its reply may never come (the core would stop it on the reply): stop it now.
+            core.action_control(self.call_id, verb, cid, "stop")
 
     async def start_action(
         self,
