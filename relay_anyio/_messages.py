@@ -151,8 +151,12 @@ class Messages:
         self._sending += 1
         try:
             result = await sender.command(lambda core: core.send_message(**params))
-        finally:
+        except BaseException:
             self._sending -= 1
+            if not self._sending:  # what was held belongs to no send of this client
+                self._early.clear()
+            raise
+        self._sending -= 1
         message_id = result.get("message_id")
         if not isinstance(message_id, str) or not message_id:
             raise ProtocolViolationError("messaging.send: the reply names no message_id")

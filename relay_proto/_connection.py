@@ -352,9 +352,9 @@ class ClientConnection(CallSurface):
         events: list[Event],
     ) -> None:
         gone = request.call_id is not None and reply_means_call_gone(request.method, code)
-        self._calls.forget_start(request_id, request, events)
         if request.surface:
             events.append(request.failed(request_id, code, text, data, gone))
+        self._calls.forget_start(request_id, request, events)
         if gone:
             assert request.call_id is not None
             self._tracker.call_gone(request.call_id, events)
@@ -386,9 +386,9 @@ class ClientConnection(CallSurface):
             self._fail_lost(request_id, request, events)
 
     def _fail_lost(self, request_id: str, request: PendingRequest, events: list[Event]) -> None:
-        self._calls.forget_start(request_id, request, events)
         if request.surface:  # internal pings die with their socket, hang-ups are re-sent
             events.append(request.lost(request_id))  # (muted: an abandoned action's start)
+        self._calls.forget_start(request_id, request, events)
 
     def _reset_session(self, events: list[Event]) -> None:
         """The server did not keep the session: fail everything that lived in it.
