@@ -68,6 +68,9 @@ class Hub(Generic[C]):
             scenario=scenario,
             timers=self.timers,
             new_id=new_id,
+            # A passed call goes to the next session with a socket on its context, in turns
+            # (``sessions`` is built next: it needs the switch to drop an expired one's calls).
+            route=lambda context, passed: self.sessions.receiver(context, "call", passed),
             node_id=node_id,
             max_history=max_history,
         )
