@@ -25,6 +25,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from anyio_support import BOUND, FAST, A, B, barrier, make_client
 
 from relay_anyio import serve_simulator
+from relay_anyio._cli import EXIT_USAGE, main
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER = Path(__file__).resolve().parent / "scale_worker.py"
@@ -269,3 +270,11 @@ async def test_a_line_too_long_ends_that_connection_only() -> None:
                     await long.receive()  # that connection was closed
                 stats = await Control(other).ask(op="stats")
         assert stats["connections"] == 0
+
+
+@pytest.mark.parametrize("port", ["99999", "-1", "x", "127.0.0.1:8766"])
+def test_control_takes_a_port_only(port: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--listen", "127.0.0.1:0", "--control", port]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "--control must be a port from 0 to 65535" in err
