@@ -49,8 +49,9 @@ Place and serve RELAY calls.
       Dials --to; --also numbers ring at the same time; --then numbers are tried
       one after another if nobody answers (serial failover).
 
-  relay serve --listen 127.0.0.1:8765
-      Runs the local RELAY simulator and prints its ws:// URL.
+  relay serve --listen 127.0.0.1:8765 --control 8766
+      Runs the local RELAY simulator and prints its ws:// URL; with --control, a
+      loopback socket to inject inbound calls and messages from other processes.
 
 Credentials come from SIGNALWIRE_PROJECT_ID and SIGNALWIRE_API_TOKEN, the space from
 SIGNALWIRE_SPACE (e.g. example.signalwire.com). Without a space, --url or --host,
@@ -111,6 +112,12 @@ def _add_serve_options(serve: argparse.ArgumentParser) -> None:
         f" (default {DEFAULT_PING_TIMEOUT:g})",
     )
     serve.add_argument(
+        "--control",
+        metavar="PORT",
+        help="also listen on 127.0.0.1:PORT (0: a free port) for injections, one JSON object"
+        " a line (docs/simulator.md, 'Many consumers')",
+    )
+    serve.add_argument(
         "--verbose",
         action="store_true",
         help="report on stderr each socket's session (new or resumed) and why it closed",
@@ -126,6 +133,15 @@ def _seconds(option: str, text: str) -> float:
     if not (0 < seconds < 1e12):  # the simulator's own bound
         raise ConfigurationError(f"{option} must be a positive number of seconds, got {text!r}")
     return seconds
+
+
+def _control_port(text: str | None) -> int | None:
+    """``--control``: a port from 0 to 65535 (the host is always 127.0.0.1)."""
+    if text is None:
+        return None
+    if not text.isdigit() or int(text) > 65535:
+        raise ConfigurationError(f"--control must be a port from 0 to 65535, got {text!r}")
+    return int(text)
 
 
 def _ping_interval(text: str) -> float | None:
@@ -225,6 +241,7 @@ async def _serve(args: argparse.Namespace, out: TextIO) -> int:
     scenario = _load_scenario(args.scenario) if args.scenario else None
     ping_interval = _ping_interval(args.ping_interval)
     ping_timeout = _seconds("--ping-timeout", args.ping_timeout)
+    control_port = _control_port(args.control)
     # The command line owns the process, so it may own its signals (the library never
     # installs handlers): Ctrl-C or SIGTERM end the server cleanly on either backend.
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals, _verbose(args):
@@ -235,8 +252,11 @@ async def _serve(args: argparse.Namespace, out: TextIO) -> int:
             scenario=scenario,
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
+            control_port=control_port,
         ) as sim:
             print(sim.url, file=out, flush=True)
+            if sim.control_port is not None:
+                print(f"control 127.0.0.1:{sim.control_port}", file=out, flush=True)
             async for _ in signals:
                 break
     return EXIT_OK
