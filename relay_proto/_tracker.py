@@ -186,6 +186,8 @@ class CallTracker:
             del self.dials[tag]
             assert record.timer is not None
             self._timers.cancel(record.timer)
+            if record.winner is not None and self.actions.running:  # an abandoned winner's
+                self.actions.end_for_call(record.winner, events)
             pending = record.status is DialStatus.PENDING
             if record.status is not DialStatus.DEAD:
                 record.status = next_dial_status(record.status, DialInput.KILL)

@@ -524,3 +524,19 @@ def test_actions_on_an_abandoned_winner_end_with_its_tombstone() -> None:
     [end] = c.tick(10)  # the leg's ``ended`` never came; the tombstone goes
     assert isinstance(end, ActionStateChanged)
     assert (end.control_id, end.state, end.done) == (cid, CALL_ENDED, True)
+
+
+def test_actions_on_an_abandoned_winner_end_when_the_session_is_lost() -> None:
+    c = Client()
+    c.connect()
+    tag, _ = c.answered_call("CALL-1")
+    c.sent()
+    rid, cid = c.core.start_action("CALL-1", "record", AUDIO)
+    c.sent()
+    c.feed(ok(rid))
+    assert c.core.cancel_dial(tag, now=0)
+    c.sent()
+    c.core.connection_lost(now=1)
+    _, events = c.connect(protocol="signalwire_OTHER")  # not restored
+    ends = [e for e in events if isinstance(e, ActionStateChanged)]
+    assert [(e.control_id, e.state, e.done) for e in ends] == [(cid, CALL_ENDED, True)]
