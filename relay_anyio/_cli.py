@@ -330,7 +330,13 @@ def _check_keys(op: str, request: dict[str, Any], allowed: frozenset[str]) -> No
 def _status(sim: SimulatorServer) -> dict[str, Any]:
     """What is still going on: calls not ended, running actions, messages still moving."""
     calls = [
-        {"call_id": c.call_id, "state": c.state.value, "direction": c.direction, "tag": c.tag}
+        {
+            "call_id": c.call_id,
+            "node_id": c.node_id,
+            "state": c.state.value,
+            "direction": c.direction,
+            "tag": c.tag,
+        }
         for c in sim.live_calls()
     ]
     actions = [

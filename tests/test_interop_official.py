@@ -2,7 +2,8 @@
 against our simulator, started from the command line in a subprocess.
 
 The SDK is never a dependency of this project: these tests skip unless it is importable.
-``make interop`` builds ``.venv-interop`` with the SDK and the project and runs this file.
+``make interop`` builds ``.venv-interop`` with the SDK and the project and runs this file
+and ``test_interop_official_verbs.py`` (record, collect, detect, connect, messaging).
 
 Pointing the SDK at ``ws://``: ``signalwire.relay.RelayClient`` has no URL, scheme or
 port option. It validates ``host`` (no ``/``, ``@``, ``?``, space) and then always calls
