@@ -1,275 +1,262 @@
-"""User-facing call objects: ``Call`` and ``PlayAction``.
+"""``Call``: every command of a call leg, under the official SDK's names.
 
-They hold no protocol logic: every command goes through ``CallSession.command`` (and so
-through the core), and their state changes only through the ``apply_*`` / ``finish``
-methods, which the session calls from its event dispatch (user code has no reason to).
+The actions come from ``_call_media`` and the plumbing from ``_call_base``; this module adds
+bridging (``connect`` / ``disconnect``, driven by the core's ``ConnectStateChanged``) and
+the requests that have a reply only (transfer, hold, conference, queue, ...), which return
+the reply's result object like the official SDK.
+
+Bridging invariants:
+
+* At most one ``connect()`` waits per call. It returns the peer as a ``Call`` of the
+  client (registered like any call, hung up on the same rules) once ``connected`` comes,
+  and raises ``ConnectError`` (``reason``, ``source``) on ``failed`` or a ``disconnected``
+  before that, ``CallGoneError`` if the call ends first.
+* A ``connect()`` that is cancelled, times out or loses its reply while the bridge may be
+  in the making (no ``failed``/``disconnected`` yet) queues ``calling.disconnect``: no
+  bridge is left half-made. The original call is never hung up by it.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-import anyio
+from relay_proto import ClientConnection, ConnectState, ConnectStateChanged
 
-from relay_proto import CallInfo, CallState, ClientConnection, PlayState
+from ._call_media import MediaCall, given
+from ._errors import ConfigurationError, ConnectError, RelayError, RequestError
+from ._waiters import Slot
 
-from ._errors import CallGoneError, RelayError, RequestError
-
-__all__ = ["Call", "CallSession", "PlayAction"]
+__all__ = ["Call"]
 
 JSONObject = dict[str, Any]
 
-logger = logging.getLogger("relay_anyio")
 
+class Call(MediaCall):
+    """A live call leg owned by this client (an answered dial, an inbound call, or the
+    peer of a bridge). ``connect_state`` / ``peer``: its bridge, if any."""
 
-class CallSession(Protocol):
-    """What a ``Call`` needs of the session that owns it: a way to run a command, a way
-    to send one nobody waits for, and the bound of a wait for the server."""
+    connect_state: ConnectState | None = None
+    peer: Call | None = None
+    _connecting: Slot[Call] | None = None
 
-    @property
-    def request_timeout(self) -> float: ...
+    # -------------------------------------------------------------- bridging
 
-    def expire_at(self, when: float, done: Callable[[], bool], expire: Callable[[], None]) -> None:
-        """Bound a wait: at ``when``, call ``expire()`` unless ``done()``."""
+    def apply_connect(self, event: ConnectStateChanged, peer: Call | None) -> None:
+        """The core reported a bridge state of this call (``peer``: the other leg)."""
+        self.connect_state = event.state
+        slot = self._connecting
+        if event.state is ConnectState.CONNECTED:
+            self.peer = peer
+            if slot is not None:
+                slot.set(peer or ConnectError("connected without naming the peer leg"))
+        elif event.state.terminal:
+            self.peer = None
+            if slot is not None:
+                slot.set(ConnectError.of(event))
 
-    def send(self, start: Callable[[ClientConnection], str]) -> None:
-        """Queue ``start(core)``'s request and write it; its reply is dropped."""
-        ...
-
-    async def command(
-        self, start: Callable[[ClientConnection], str], call: Call | None = None
-    ) -> JSONObject:
-        """Run ``start(core)`` (it queues one request and returns its id); wait for and
-        return the result. ``call``: the call the command is for (``CallGoneError`` once
-        it has ended)."""
-        ...
-
-
-class PlayAction:
-    """A running ``calling.play``: wait for it, or pause/resume/stop/adjust it."""
-
-    __slots__ = ("_call", "_done", "_lost", "control_id", "state")
-
-    def __init__(self, call: Call, control_id: str) -> None:
-        self._call = call
-        self.control_id = control_id
-        self.state: PlayState | None = None
-        self._done = anyio.Event()
-        self._lost: RelayError | None = None
-
-    def __repr__(self) -> str:
-        state = None if self.state is None else self.state.value
-        return f"<PlayAction control_id={self.control_id!r} state={state}>"
-
-    @property
-    def done(self) -> bool:
-        return self._done.is_set()
-
-    def apply_state(self, state: PlayState) -> None:
-        """The core reported a new play state (called by the session)."""
-        self.state = state
-        if state.terminal:
-            self._done.set()
-
-    def abandon(self, error: RelayError) -> None:
-        """The play can no longer finish: ``wait()`` raises ``error`` (called by the call)."""
-        if not self._done.is_set():
-            self._lost = error
-            self._done.set()
-
-    async def wait(self) -> PlayState:
-        """Wait until the play finishes; return ``FINISHED`` or ``ERROR``.
-
-        Raises ``CallGoneError`` if the call ended before the play did (with no final
-        play event from the server), ``ConnectionLostError`` if the session was lost.
-        """
-        await self._done.wait()
-        if self._lost is not None:
-            raise self._lost
-        assert self.state is not None
-        return self.state
-
-    async def stop(self) -> None:
-        await self._control("stop")
-
-    async def pause(self) -> None:
-        await self._control("pause")
-
-    async def resume(self) -> None:
-        await self._control("resume")
-
-    async def volume(self, volume: float) -> None:
-        await self._control("volume", volume)
-
-    async def _control(self, action: str, volume: float | None = None) -> None:
-        await self._call.session.command(
-            lambda core: core.play_control(
-                self._call.call_id, self.control_id, action, volume=volume
-            )
-        )
-
-
-class Call:
-    """A live call leg owned by this client (an answered dial, or an inbound call)."""
-
-    def __init__(
+    async def connect(
         self,
-        session: CallSession,
+        devices: Sequence[Sequence[Mapping[str, Any]]],
         *,
-        call_id: str,
-        node_id: str,
-        tag: str | None,
-        device: JSONObject,
-        direction: str,
-        state: CallState,
-        context: str | None = None,
-    ) -> None:
-        #: Where this call's commands go.
-        self.session = session
-        self.call_id = call_id
-        self.node_id = node_id
-        self.tag = tag
-        self.device = device
-        self.direction = direction
-        self.state = state
-        self.context = context
-        self.end_reason: str | None = None
-        self._ended = anyio.Event()
-        self._actions: dict[str, PlayAction] = {}
+        ringback: Sequence[Mapping[str, Any]] | None = None,
+        tag: str | None = None,
+        max_duration: int | None = None,
+        max_price_per_minute: float | None = None,
+        status_url: str | None = None,
+    ) -> Call:
+        """Bridge this call to ``devices`` (a plan like a dial's); return the peer once
+        connected. See the module docstring for failures and cancellation.
 
-    @classmethod
-    def from_info(cls, session: CallSession, info: CallInfo) -> Call:
-        """A ``Call`` for a call the core reported (answered dial or inbound call)."""
-        return cls(
-            session,
-            call_id=info.call_id,
-            node_id=info.node_id,
-            tag=info.tag,
-            device=info.device,
-            direction=info.direction,
-            state=info.state,
-            context=info.context,
-        )
-
-    def __repr__(self) -> str:
-        return (
-            f"<Call call_id={self.call_id!r} direction={self.direction} state={self.state.value}>"
-        )
-
-    @property
-    def ended(self) -> bool:
-        return self._ended.is_set()
-
-    # -------------------------------------------------------------- updates from the session
-
-    def apply_state(self, state: CallState, end_reason: str | None) -> None:
-        """The core reported a new call state."""
-        self.state = state
-        if end_reason is not None:
-            self.end_reason = end_reason
-        if state is CallState.ENDED:
-            self.finish(CallGoneError("the call ended before the play finished", code=410))
-
-    def apply_play_state(self, control_id: str, state: PlayState) -> None:
-        """The core reported a new state of one of this call's plays."""
-        action = self._actions.get(control_id)
-        if action is not None:
-            action.apply_state(state)
-            if state.terminal:
-                del self._actions[control_id]
-
-    def finish(self, error: RelayError) -> None:
-        """The call is over for this client: plays still waited on raise ``error``."""
-        for action in self._actions.values():
-            action.abandon(error)
-        self._actions.clear()
-        self._ended.set()
-
-    # -------------------------------------------------------------- commands
-
-    async def play(
-        self,
-        media: Sequence[Mapping[str, Any]],
-        *,
-        volume: float | None = None,
-        direction: str | None = None,
-        loop: int | None = None,
-    ) -> PlayAction:
-        """Start playing ``media``; returns once the server accepted the play.
-
-        Media may be nested (``{"type": "tts", "params": {"text": "Hi"}}``) or flat
-        (``{"type": "tts", "text": "Hi"}``). If this is cancelled, times out or loses its
-        reply with the socket after the request was made, ``calling.play.stop`` is queued
-        for it at once, so no play is left running without a handle.
+        ``status_url`` is not supported yet (``ConfigurationError``): the bridge's progress
+        comes as events, on ``connect_state``.
         """
-        created: list[PlayAction] = []
+        if status_url is not None:
+            raise ConfigurationError("connect: status_url is not supported by this client")
+        if self._connecting is not None:
+            raise RuntimeError("a connect() is already waiting on this call")
+        slot: Slot[Call] = Slot()
+        self._connecting, self.connect_state = slot, None
+        queued: list[str] = []
 
         def start(core: ClientConnection) -> str:
-            request_id, control_id = core.play(
-                self.call_id, media, volume=volume, direction=direction, loop=loop
+            request_id = core.connect_call(
+                self.call_id,
+                devices,
+                ringback=ringback,
+                tag=tag,
+                max_duration=max_duration,
+                max_price_per_minute=max_price_per_minute,
             )
-            action = PlayAction(self, control_id)
-            self._actions[control_id] = action
-            created.append(action)
-            return str(request_id)
+            queued.append(request_id)
+            return request_id
 
         try:
             await self.session.command(start, call=self)
+            return await slot.wait()
         except BaseException as exc:
-            if created:
-                control_id = created[0].control_id
-                self._actions.pop(control_id, None)
-                refused = isinstance(exc, RequestError) and not isinstance(exc, TimeoutError)
-                if not refused and not self.ended:  # it may play: stop it (404: it is gone)
-                    self.session.send(
-                        lambda core: core.play_control(self.call_id, control_id, "stop")
-                    )
+            refused = isinstance(exc, RequestError) and not isinstance(exc, TimeoutError)
+            state = self.connect_state
+            if queued and not refused and not self.ended and (state is None or not state.terminal):
+                self.session.send(
+                    lambda core: core.execute("calling.disconnect", {}, call_id=self.call_id)
+                )
             raise
-        # The same object the dispatch updates: if the final play event (or the call's
-        # end) arrived in the same read as the reply, it is already done.
-        return created[0]
+        finally:
+            self._connecting = None
 
-    async def hangup(self, reason: str = "hangup") -> None:
-        """End the call and wait for it to be ended. Does nothing if it already has.
+    async def disconnect(self) -> JSONObject:
+        """Unbridge the call (``calling.disconnect``); the server ends the peer leg."""
+        return await self.execute("calling.disconnect")
 
-        Waits up to ``request_timeout`` for the reply, then as long again for the call's
-        ``ended``; if that does not come, the call is reported ended by the client
-        (``state`` ENDED, ``end_reason`` = ``reason``) and a warning is logged.
-        """
-        if self.ended:
-            return
-        await self.session.command(lambda core: core.end(self.call_id, reason), call=self)
-        if self.ended:  # usually: ``ended`` came in the same read as the reply
-            return
-        timeout = self.session.request_timeout
-        self.session.expire_at(
-            anyio.current_time() + timeout,
-            lambda: self.ended,
-            lambda: self._report_ended(reason, timeout),
+    def finish(self, error: RelayError) -> None:
+        super().finish(error)
+        if self._connecting is not None:
+            self._connecting.set(error)
+
+    # -------------------------------------------------------------- routing
+
+    async def pass_(self) -> JSONObject:
+        """Decline an inbound call: it goes back to routing."""
+        return await self.execute("calling.pass")
+
+    async def transfer(self, dest: str, **kwargs: Any) -> JSONObject:
+        return await self.execute("calling.transfer", {"dest": dest, **kwargs})
+
+    async def refer(
+        self, device: Mapping[str, Any], *, status_url: str | None = None, **kwargs: Any
+    ) -> JSONObject:
+        params = {"device": dict(device), **given(status_url=status_url), **kwargs}
+        return await self.execute("calling.refer", params)
+
+    # -------------------------------------------------------------- audio
+
+    async def hold(self) -> JSONObject:
+        return await self.execute("calling.hold")
+
+    async def unhold(self) -> JSONObject:
+        return await self.execute("calling.unhold")
+
+    async def denoise(self) -> JSONObject:
+        return await self.execute("calling.denoise")
+
+    async def denoise_stop(self) -> JSONObject:
+        return await self.execute("calling.denoise.stop")
+
+    async def echo(
+        self,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 (the echo's, sent)
+        status_url: str | None = None,
+        **kwargs: Any,
+    ) -> JSONObject:
+        params = {**given(timeout=timeout, status_url=status_url), **kwargs}
+        return await self.execute("calling.echo", params)
+
+    async def live_transcribe(self, action: Mapping[str, Any], **kwargs: Any) -> JSONObject:
+        return await self.execute("calling.live_transcribe", {"action": dict(action), **kwargs})
+
+    async def live_translate(
+        self, action: Mapping[str, Any], *, status_url: str | None = None, **kwargs: Any
+    ) -> JSONObject:
+        params = {"action": dict(action), **given(status_url=status_url), **kwargs}
+        return await self.execute("calling.live_translate", params)
+
+    # -------------------------------------------------------------- conferences, rooms, queues
+
+    async def join_conference(self, name: str, **kwargs: Any) -> JSONObject:
+        """Join a conference. The official SDK's keywords (``muted``, ``beep``,
+        ``start_on_enter``, ...) go into the request as they are; ``stream_obj`` is sent
+        as ``stream``."""
+        params = {key: value for key, value in kwargs.items() if value is not None}
+        if "stream_obj" in params:
+            params["stream"] = params.pop("stream_obj")
+        return await self.execute("calling.join_conference", {"name": name, **params})
+
+    async def leave_conference(self, conference_id: str, **kwargs: Any) -> JSONObject:
+        params = {"conference_id": conference_id, **kwargs}
+        return await self.execute("calling.leave_conference", params)
+
+    async def join_room(
+        self, name: str, *, status_url: str | None = None, **kwargs: Any
+    ) -> JSONObject:
+        params = {"name": name, **given(status_url=status_url), **kwargs}
+        return await self.execute("calling.join_room", params)
+
+    async def leave_room(self, **kwargs: Any) -> JSONObject:
+        return await self.execute("calling.leave_room", kwargs)
+
+    async def queue_enter(
+        self,
+        queue_name: str,
+        *,
+        control_id: str | None = None,
+        status_url: str | None = None,
+        **kwargs: Any,
+    ) -> JSONObject:
+        params = {"queue_name": queue_name, **given(control_id=control_id, status_url=status_url)}
+        return await self.execute("calling.queue.enter", {**params, **kwargs})
+
+    async def queue_leave(
+        self,
+        queue_name: str,
+        *,
+        control_id: str | None = None,
+        queue_id: str | None = None,
+        status_url: str | None = None,
+        **kwargs: Any,
+    ) -> JSONObject:
+        params = {"queue_name": queue_name}
+        params.update(given(control_id=control_id, queue_id=queue_id, status_url=status_url))
+        return await self.execute("calling.queue.leave", {**params, **kwargs})
+
+    # -------------------------------------------------------------- digits, events, AI
+
+    async def bind_digit(
+        self,
+        digits: str,
+        bind_method: str,
+        *,
+        bind_params: Mapping[str, Any] | None = None,
+        realm: str | None = None,
+        max_triggers: int | None = None,
+        **kwargs: Any,
+    ) -> JSONObject:
+        params: JSONObject = {"digits": digits, "bind_method": bind_method}
+        params.update(given(realm=realm, max_triggers=max_triggers))
+        if bind_params is not None:
+            params["params"] = dict(bind_params)
+        return await self.execute("calling.bind_digit", {**params, **kwargs})
+
+    async def clear_digit_bindings(self, *, realm: str | None = None, **kwargs: Any) -> JSONObject:
+        return await self.execute("calling.clear_digit_bindings", {**given(realm=realm), **kwargs})
+
+    async def user_event(self, *, event: str | None = None, **kwargs: Any) -> JSONObject:
+        return await self.execute("calling.user_event", {**given(event=event), **kwargs})
+
+    async def amazon_bedrock(
+        self, *, ai_params: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> JSONObject:
+        params = {key: value for key, value in kwargs.items() if value is not None}
+        if ai_params is not None:
+            params["params"] = dict(ai_params)
+        return await self.execute("calling.amazon_bedrock", params)
+
+    async def ai_message(self, **kwargs: Any) -> JSONObject:
+        """Send to the call's AI agent (``message_text``, ``role``, ``reset``, ...)."""
+        params = {key: value for key, value in kwargs.items() if value is not None}
+        return await self.execute("calling.ai_message", params)
+
+    async def ai_hold(
+        self,
+        *,
+        timeout: str | None = None,  # noqa: ASYNC109 (the hold's, sent)
+        prompt: str | None = None,
+        **kwargs: Any,
+    ) -> JSONObject:
+        return await self.execute(
+            "calling.ai_hold", {**given(timeout=timeout, prompt=prompt), **kwargs}
         )
-        await self._ended.wait()
 
-    def _report_ended(self, reason: str, timeout: float) -> None:
-        logger.warning(
-            "call %s: not ended %g s after its hang-up was accepted; reporting it ended",
-            self.call_id,
-            timeout,
-        )
-        self.apply_state(CallState.ENDED, reason)
-
-    async def answer(self) -> None:
-        """Answer an inbound call."""
-        await self.session.command(lambda core: core.answer(self.call_id), call=self)
-
-    async def execute(self, method: str, params: Mapping[str, Any] | None = None) -> JSONObject:
-        """Send any ``calling.<verb>`` for this call; returns the result object."""
-        return await self.session.command(
-            lambda core: core.execute(method, params or {}, call_id=self.call_id), call=self
-        )
-
-    async def wait_for_ended(self) -> str | None:
-        """Wait until the call has ended; return its end reason."""
-        await self._ended.wait()
-        return self.end_reason
+    async def ai_unhold(self, *, prompt: str | None = None, **kwargs: Any) -> JSONObject:
+        return await self.execute("calling.ai_unhold", {**given(prompt=prompt), **kwargs})

@@ -1,13 +1,5 @@
 """The ``relay`` command line: ``relay dial ...`` and ``relay serve ...``.
 
-``relay serve --control`` also reads JSON commands on stdin, one a line, and answers
-each with one JSON line on stdout (after the URL line): ``{"op": "status"}`` (the live
-calls, actions and messages), ``{"op": "inject_message", ...}`` and
-``{"op": "inject_call", ...}``. A daemon thread reads stdin (a blocking read cannot be
-cancelled, so it stays off the event loop and dies with the process) and runs each
-command on the loop through a blocking portal, so every simulator call and every write
-to stdout happens on the loop.
-
 Exit codes: 0 success, 1 the dial failed (no device answered), 2 usage error,
 3 the dial timed out, 4 authentication failed, 5 connection problem.
 Credentials come from the environment and are never printed.
@@ -22,15 +14,13 @@ import math
 import os
 import signal
 import sys
-import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import partial
 from typing import Any, TextIO
 
 import anyio
-from anyio.from_thread import BlockingPortal
 
 from relay_proto import CallStateChanged, Event, LocalProtocolError
 from relay_proto.simulator import DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT, Scenario
@@ -44,7 +34,7 @@ from ._errors import (
     DialTimeoutError,
     RelayError,
 )
-from ._simulator import SimulatorServer, serve_simulator
+from ._simulator import serve_simulator
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TIMEOUT, EXIT_AUTH, EXIT_CONNECTION = 0, 1, 2, 3, 4, 5
 
@@ -59,8 +49,9 @@ Place and serve RELAY calls.
       Dials --to; --also numbers ring at the same time; --then numbers are tried
       one after another if nobody answers (serial failover).
 
-  relay serve --listen 127.0.0.1:8765
-      Runs the local RELAY simulator and prints its ws:// URL.
+  relay serve --listen 127.0.0.1:8765 --control 8766
+      Runs the local RELAY simulator and prints its ws:// URL; with --control, a
+      loopback socket to inject inbound calls and messages from other processes.
 
 Credentials come from SIGNALWIRE_PROJECT_ID and SIGNALWIRE_API_TOKEN, the space from
 SIGNALWIRE_SPACE (e.g. example.signalwire.com). Without a space, --url or --host,
@@ -121,15 +112,15 @@ def _add_serve_options(serve: argparse.ArgumentParser) -> None:
         f" (default {DEFAULT_PING_TIMEOUT:g})",
     )
     serve.add_argument(
+        "--control",
+        metavar="PORT",
+        help="also listen on 127.0.0.1:PORT (0: a free port) for injections, one JSON object"
+        " a line (docs/simulator.md, 'Many consumers')",
+    )
+    serve.add_argument(
         "--verbose",
         action="store_true",
         help="report on stderr each socket's session (new or resumed) and why it closed",
-    )
-    serve.add_argument(
-        "--control",
-        action="store_true",
-        help="read JSON commands on stdin, one a line (status, inject_message, inject_call),"
-        " and answer each with one JSON line on stdout",
     )
 
 
@@ -142,6 +133,15 @@ def _seconds(option: str, text: str) -> float:
     if not (0 < seconds < 1e12):  # the simulator's own bound
         raise ConfigurationError(f"{option} must be a positive number of seconds, got {text!r}")
     return seconds
+
+
+def _control_port(text: str | None) -> int | None:
+    """``--control``: a port from 0 to 65535 (the host is always 127.0.0.1)."""
+    if text is None:
+        return None
+    if not text.isdigit() or int(text) > 65535:
+        raise ConfigurationError(f"--control must be a port from 0 to 65535, got {text!r}")
+    return int(text)
 
 
 def _ping_interval(text: str) -> float | None:
@@ -241,6 +241,7 @@ async def _serve(args: argparse.Namespace, out: TextIO) -> int:
     scenario = _load_scenario(args.scenario) if args.scenario else None
     ping_interval = _ping_interval(args.ping_interval)
     ping_timeout = _seconds("--ping-timeout", args.ping_timeout)
+    control_port = _control_port(args.control)
     # The command line owns the process, so it may own its signals (the library never
     # installs handlers): Ctrl-C or SIGTERM end the server cleanly on either backend.
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals, _verbose(args):
@@ -251,103 +252,14 @@ async def _serve(args: argparse.Namespace, out: TextIO) -> int:
             scenario=scenario,
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
+            control_port=control_port,
         ) as sim:
             print(sim.url, file=out, flush=True)
-            async with _control(sim, out, enabled=args.control):
-                async for _ in signals:
-                    break
+            if sim.control_port is not None:
+                print(f"control 127.0.0.1:{sim.control_port}", file=out, flush=True)
+            async for _ in signals:
+                break
     return EXIT_OK
-
-
-_INJECT_MESSAGE_KEYS = frozenset({"context", "from_number", "to_number", "body", "media", "tags"})
-_INJECT_CALL_KEYS = frozenset({"context", "from_number", "to_number", "script"})
-
-
-@asynccontextmanager
-async def _control(sim: SimulatorServer, out: TextIO, *, enabled: bool) -> AsyncIterator[None]:
-    """With ``--control``: commands from stdin, run on the loop, for the block."""
-    if not enabled:
-        yield
-        return
-    async with BlockingPortal() as portal:
-
-        def read_commands() -> None:
-            # The raw descriptor, not sys.stdin: a daemon thread blocked inside a
-            # buffered reader would hold its lock while the interpreter shuts down.
-            for line in _lines(sys.stdin.fileno()):
-                try:
-                    portal.call(_run_command, sim, line, out)
-                except RuntimeError:  # the portal has stopped: the server is going away
-                    return
-
-        threading.Thread(target=read_commands, name="relay-serve-control", daemon=True).start()
-        yield
-
-
-def _lines(fd: int) -> Iterator[str]:
-    """The non-blank lines read from ``fd`` until end of file."""
-    pending = b""
-    while chunk := os.read(fd, 65536):
-        *lines, pending = (pending + chunk).split(b"\n")
-        yield from (text for raw in lines if (text := raw.decode("utf-8", "replace")).strip())
-
-
-async def _run_command(sim: SimulatorServer, line: str, out: TextIO) -> None:
-    """One command line in, one JSON line out: ``{"ok": true, ...}`` or
-    ``{"ok": false, "error": ...}`` (a bad command never stops the server)."""
-    try:
-        request = json.loads(line)
-        if not isinstance(request, dict):
-            raise ValueError("a command is a JSON object with an 'op'")
-        reply = await _command(sim, request)
-    except (ValueError, TypeError, LocalProtocolError) as exc:
-        reply = {"ok": False, "error": str(exc)}
-    print(json.dumps(reply), file=out, flush=True)
-
-
-async def _command(sim: SimulatorServer, request: dict[str, Any]) -> dict[str, Any]:
-    op = request.pop("op", None)
-    if op == "status":
-        return {"ok": True, **_status(sim)}
-    if op == "inject_message":
-        _check_keys(op, request, _INJECT_MESSAGE_KEYS)
-        return {"ok": True, "message_id": await sim.inject_message(**request)}
-    if op == "inject_call":
-        _check_keys(op, request, _INJECT_CALL_KEYS)
-        return {"ok": True, "call_id": await sim.inject_inbound_call(**request)}
-    raise ValueError(f"unknown op {op!r}: status, inject_message or inject_call")
-
-
-def _check_keys(op: str, request: dict[str, Any], allowed: frozenset[str]) -> None:
-    unknown = sorted(set(request) - allowed)
-    if unknown:
-        raise ValueError(f"{op}: unknown keys {unknown}; allowed: {sorted(allowed)}")
-    for key in ("context", "from_number", "to_number"):
-        if not isinstance(request.get(key), str):
-            raise ValueError(f"{op}: {key!r} must be a string")
-
-
-def _status(sim: SimulatorServer) -> dict[str, Any]:
-    """What is still going on: calls not ended, running actions, messages still moving."""
-    calls = [
-        {
-            "call_id": c.call_id,
-            "node_id": c.node_id,
-            "state": c.state.value,
-            "direction": c.direction,
-            "tag": c.tag,
-        }
-        for c in sim.live_calls()
-    ]
-    actions = [
-        {"call_id": a.call_id, "control_id": a.control_id, "verb": a.verb, "state": a.state}
-        for a in sim.live_actions()
-    ]
-    messages = [
-        {"message_id": m.message_id, "state": m.state, "to_number": m.to_number}
-        for m in sim.live_messages()
-    ]
-    return {"live_calls": calls, "live_actions": actions, "live_messages": messages}
 
 
 @contextmanager

@@ -22,6 +22,7 @@ from ._calls import Call
 from ._errors import ConfigurationError
 from ._handshake import connect_websocket
 from ._link import TransportFactory
+from ._messages import Message
 from ._options import FlatOptions, Limits, Reconnect, Timeouts, resolve
 from ._redact import Redactor
 from ._session import Session
@@ -169,6 +170,54 @@ class RelayClient:
             max_price_per_minute=max_price_per_minute,
             dial_timeout=dial_timeout,
         )
+
+    # ------------------------------------------------------------------ messages
+
+    async def send_message(
+        self,
+        *,
+        to_number: str,
+        from_number: str,
+        context: str | None = None,
+        body: str | None = None,
+        media: Sequence[str] | None = None,
+        tags: Sequence[str] | None = None,
+        region: str | None = None,
+        on_completed: Callable[[Message], Any] | None = None,
+    ) -> Message:
+        """Send an SMS/MMS (``messaging.send``); return the ``Message`` once the server
+        accepted it (its ``message_id`` known). ``await message.wait()`` gives its final
+        state (``delivered``, ``undelivered`` or ``failed``; ``reason`` on failure).
+
+        Numbers in E.164, a ``body`` or ``media`` URLs (or both): ``ConfigurationError``
+        before anything is sent. ``context`` defaults to the client's first context, else
+        ``"default"``. ``on_completed(message)`` (sync or async) runs at the final state.
+        Raises ``RequestError`` if the server refused it, ``RequestTimeoutError`` after
+        ``request_timeout`` without a reply (the message may still have gone).
+        """
+        return await self._session.surface.send_message(
+            self._session,
+            to_number=to_number,
+            from_number=from_number,
+            context=context,
+            body=body,
+            media=media,
+            tags=tags,
+            region=region,
+            on_completed=on_completed,
+        )
+
+    def on_message(self, handler: Callable[[Message], Awaitable[None]]) -> None:
+        """Run ``handler(message)`` in the client's task group for every inbound message
+        (``messaging.receive`` on the client's contexts). At most ``max_handlers`` run at
+        once; a message arriving while that many run is dropped with a warning."""
+        self._session.surface.inbound_messages.handler = handler
+
+    def inbound_messages(self) -> AsyncIterator[Message]:
+        """Iterate over inbound messages (when no ``on_message`` handler is set). Up to
+        ``inbound_buffer`` messages wait here; beyond that one is dropped with a warning.
+        The iteration ends when the client closes."""
+        return self._session.surface.message_iterator()
 
     async def execute(self, method: str, params: JSONObject | None = None) -> JSONObject:
         """Send any request (not tied to a call); return its result object.

@@ -26,6 +26,7 @@ Error                       Raised when
                             only that request failed, the socket is still up
 ``DialFailedError``         a dial ended unanswered (``legs``, ``reason``, ``source``)
 ``DialTimeoutError``        a dial's deadline passed (also a ``TimeoutError``)
+``ConnectError``            a bridge (``Call.connect``) failed (``reason``, ``source``)
 ``ProtocolViolationError``  the server broke the protocol
 ==========================  ==================================================================
 """
@@ -34,12 +35,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from relay_proto import DialFailed, DialFailureCause, DialTimedOut, Leg
+from relay_proto import ConnectStateChanged, DialFailed, DialFailureCause, DialTimedOut, Leg
 
 __all__ = [
     "AuthenticationError",
     "CallGoneError",
     "ConfigurationError",
+    "ConnectError",
     "ConnectionLostError",
     "DialFailedError",
     "DialTimeoutError",
@@ -242,3 +244,25 @@ def dial_error(outcome: DialFailed | DialTimedOut, dial_timeout: float) -> Relay
 class RequestTimeoutError(RequestError, TimeoutError):
     """No reply within ``request_timeout``: only this request failed (the socket stays up,
     a late reply is dropped). The request may still take effect on the server."""
+
+
+class ConnectError(RelayError):
+    """A bridge failed: ``Call.connect()`` got ``failed`` (or ``disconnected`` before
+    ``connected``). ``reason`` and ``source`` are the server's, when it gave them."""
+
+    def __init__(
+        self, message: str, *, reason: str | None = None, source: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.source = source
+
+    @classmethod
+    def of(cls, event: ConnectStateChanged) -> ConnectError:
+        detail = ", ".join(
+            f"{name} {value}"
+            for name, value in (("reason", event.reason), ("source", event.source))
+            if value
+        )
+        message = f"the bridge {event.state.value}" + (f" ({detail})" if detail else "")
+        return cls(message, reason=event.reason, source=event.source)

@@ -65,7 +65,6 @@ from relay_proto import (
     LocalProtocolError,
     MaxDurationReached,
     MessageStateChanged,
-    PlayStateChanged,
     RequestFailed,
     RequestSucceeded,
     UnhandledEvent,
@@ -73,6 +72,7 @@ from relay_proto import (
     UnreadableEvent,
 )
 
+from ._call_base import CallBase
 from ._calls import Call
 from ._errors import (
     CallGoneError,
@@ -86,6 +86,7 @@ from ._errors import (
 from ._inbound import Inbound
 from ._link import Link, TransportFactory
 from ._options import Limits, Reconnect, Timeouts
+from ._surface import Surface
 from ._timer import TimerTask
 from ._waiters import Slot
 
@@ -93,6 +94,7 @@ logger = logging.getLogger("relay_anyio")
 
 JSONObject = dict[str, Any]
 DialOutcome = Call | DialFailed | DialTimedOut
+Start = Callable[[ClientConnection], str]  # queues one request, returns its id
 
 
 class Session:
@@ -118,7 +120,7 @@ class Session:
         self._timeout_message = f"no reply within {timeouts.request:g} s (request_timeout)"
         self._hangup_on_exit = hangup_on_exit
         self._on_event = on_event
-        self.inbound = Inbound(buffer=limits.inbound_buffer, max_handlers=limits.max_handlers)
+        self.inbound = Inbound[Call](buffer=limits.inbound_buffer, max_handlers=limits.max_handlers)
         self._used = False
         self._background: list[anyio.CancelScope] = []
         self._exit_stack: AsyncExitStack | None = None
@@ -129,6 +131,7 @@ class Session:
         self._dials: dict[str, Slot[DialOutcome]] = {}
         self._requests: dict[str, Slot[JSONObject]] = {}
         self._calls: dict[str, Call] = {}
+        self.surface = Surface(self, self._calls, core, limits)
         self._write_wanted = anyio.Event()
         self._timer = TimerTask(core, self.dispatch, self._want_write)
 
@@ -162,7 +165,7 @@ class Session:
         return [call for call in self._calls.values() if not call.ended]
 
     def inbound_calls(self) -> AsyncIterator[Call]:
-        return self.inbound.calls()
+        return self.inbound.items()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -172,8 +175,10 @@ class Session:
         self._used = True
         stack = AsyncExitStack()
         stack.callback(self.inbound.close)
+        stack.callback(self.surface.close)
         tg = await stack.enter_async_context(anyio.create_task_group())
         self.inbound.open(tg)
+        self.surface.open(tg)
         self._exit_stack, self._tg = stack, tg
         try:
             await tg.start(self._supervise)
@@ -240,6 +245,7 @@ class Session:
         self._stopping = True
         self._fail_waiters(ConnectionLostError("the client was closed"))
         self.inbound.end()
+        self.surface.end()
         if self._link.ws is not None:
             await self._link.ws.aclose(timeout=self._close_timeout)
 
@@ -295,7 +301,7 @@ class Session:
         raise dial_error(outcome, options.get("dial_timeout", 120.0))
 
     async def command(
-        self, start: Callable[[ClientConnection], str], call: Call | None = None
+        self, start: Start, call: CallBase | None = None, give_up: bool = True
     ) -> JSONObject:
         """Run one core command that sends a request; wait for and return its result."""
         self.check_open()
@@ -303,13 +309,13 @@ class Session:
             raise CallGoneError(f"call {call.call_id} has ended", code=410)
         await anyio.lowlevel.checkpoint_if_cancelled()
         try:
-            return await self._request(start)
+            return await self._request(start, give_up)
         except LocalProtocolError as exc:
             if call is not None and self._core.get_call(call.call_id) is None:
                 raise CallGoneError(f"call {call.call_id} has ended", code=410) from None
             raise ConfigurationError(str(exc)) from None
 
-    async def _request(self, start: Callable[[ClientConnection], str]) -> JSONObject:
+    async def _request(self, start: Start, give_up: bool = True) -> JSONObject:
         """Queue one request in the core, write it, wait up to ``request_timeout`` for its
         result (no open check). On expiry only this request fails: the socket stays up and
         a late reply finds no slot, so it is dropped."""
@@ -320,18 +326,19 @@ class Session:
         self._timer.expire_at(
             anyio.current_time() + self._request_timeout,
             lambda: self._requests.get(request_id) is not slot,
-            lambda: self._expire(request_id, slot),
+            lambda: self._expire(request_id, slot, give_up),
         )
         try:
             return await slot.wait()
         finally:
             self._requests.pop(request_id, None)
 
-    def _expire(self, request_id: str, slot: Slot[JSONObject]) -> None:
+    def _expire(self, request_id: str, slot: Slot[JSONObject], give_up: bool) -> None:
         """A request's wait ran out: fail it, and let the core give it up (not sent if it
         has not been: the caller was told it failed)."""
         slot.set(RequestTimeoutError(self._timeout_message))
-        self._core.give_up(request_id)
+        if give_up:  # else the caller abandons it (an action's start: ``abandon_action``)
+            self._core.give_up(request_id)
 
     def expire_at(self, when: float, done: Callable[[], bool], expire: Callable[[], None]) -> None:
         """Bound a wait: at ``when`` the timer task calls ``expire()`` unless ``done()``."""
@@ -341,7 +348,7 @@ class Session:
         """Wake the timer task if the core's next deadline moved earlier."""
         self._timer.poke()
 
-    def send(self, start: Callable[[ClientConnection], str]) -> None:
+    def send(self, start: Callable[[ClientConnection], object]) -> None:
         """Queue one request nobody waits for (its reply is dropped) and wake the writer;
         a request the core refuses (the call is gone, ``max_queued``) is only logged."""
         try:
@@ -400,10 +407,10 @@ class Session:
                     call.apply_state(state, event.end_reason)
                     if state is CallState.ENDED:
                         del self._calls[call_id]
-            case PlayStateChanged(call_id=call_id):
-                call = self._calls.get(call_id)
-                if call is not None:
-                    call.apply_play_state(event.control_id, event.state)
+            case ActionStateChanged() | ConnectStateChanged() | MessageStateChanged():
+                self.surface.apply(event)
+            case InboundMessage():
+                self.surface.apply(event)
             case RequestSucceeded(request_id=request_id):
                 slot = self._requests.get(request_id)
                 if slot is not None:
@@ -436,15 +443,7 @@ class Session:
                 logger.info("call %s reached its max_duration; hanging up", event.call_id)
             case UnknownState() | UnreadableEvent():
                 logger.warning("server event not understood; nothing changed: %r", event)
-            case (
-                Connected()
-                | ConnectFailed()
-                | UnhandledEvent()
-                | ActionStateChanged()
-                | ConnectStateChanged()
-                | MessageStateChanged()
-                | InboundMessage()
-            ):
+            case Connected() | ConnectFailed() | UnhandledEvent():
                 pass  # handled by the read loop / left to on_event
             case _:
                 assert_never(event)
@@ -498,3 +497,4 @@ class Session:
             slot.set(error)
         for call in self._calls.values():
             call.finish(error)
+        self.surface.fail(error)

@@ -42,6 +42,7 @@ from relay_proto.simulator import (
     uuid4_batched,
 )
 
+from ._control import serve_control
 from ._errors import ConnectionLostError, ProtocolViolationError, RelayError
 from ._handshake import accept_websocket
 from ._websocket import WebSocket
@@ -56,6 +57,9 @@ class SimulatorServer:
         self.simulator = simulator
         self.host = host
         self.port = port
+        #: The loopback port of the control socket (``serve_simulator(control_port=...)``),
+        #: or None when there is none.
+        self.control_port: int | None = None
         self._sockets: dict[ServerConnection, WebSocket] = {}
         self._numbers: dict[ServerConnection, int] = {}
         self._accepted = 0
@@ -240,6 +244,28 @@ class SimulatorServer:
                 await ws.aclose(timeout=1.0)
 
 
+Listener = anyio.abc.Listener[anyio.abc.SocketStream]
+
+
+def _port(listener: Listener) -> int:
+    return int(listener.extra(anyio.abc.SocketAttribute.local_port))
+
+
+@asynccontextmanager
+async def _listeners(
+    host: str, port: int, control_port: int | None
+) -> AsyncIterator[tuple[Listener, Listener | None]]:
+    """The simulator's listener, and the control socket's on loopback (whatever ``host``
+    is) when ``control_port`` is given; both closed at the end."""
+    async with await anyio.create_tcp_listener(local_host=host, local_port=port) as listener:
+        if control_port is None:
+            yield listener, None
+            return
+        control = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=control_port)
+        async with control:
+            yield listener, control
+
+
 @asynccontextmanager
 async def serve_simulator(
     *,
@@ -250,6 +276,7 @@ async def serve_simulator(
     resume_grace: float = 30.0,
     ping_interval: float | None = DEFAULT_PING_INTERVAL,
     ping_timeout: float = DEFAULT_PING_TIMEOUT,
+    control_port: int | None = None,
 ) -> AsyncIterator[SimulatorServer]:
     """Run a simulator on ``host:port`` (port 0 picks a free one) for the block's duration.
 
@@ -257,7 +284,8 @@ async def serve_simulator(
     ``Scenario`` or its dict form (see docs/simulator.md). The server pings each socket
     ``ping_interval`` seconds after its last pong (``None``: never) and closes one whose
     ping stays unanswered ``ping_timeout`` seconds; both must be positive
-    (``LocalProtocolError`` otherwise).
+    (``LocalProtocolError`` otherwise). ``control_port`` (0: any) opens the control
+    socket on 127.0.0.1 (``sim.control_port``; docs/simulator.md, "Many consumers").
     """
     if isinstance(scenario, Mapping):
         scenario = Scenario.from_dict(scenario)
@@ -270,19 +298,22 @@ async def serve_simulator(
         id_factory=uuid4_batched(),
         epoch=time.time() - anyio.current_time(),
     )
-    listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
-    sockname = listener.extra(anyio.abc.SocketAttribute.local_address)
-    server = SimulatorServer(simulator, host, int(sockname[1]))
-    body_error: Exception | None = None
-    async with listener, anyio.create_task_group() as tg:
-        tg.start_soon(server.serve, listener)
-        try:
-            yield server
-        except Exception as exc:
-            # Re-raised below, outside the task group, so that the block's own error
-            # comes out as itself rather than wrapped in an ExceptionGroup.
-            body_error = exc
-        finally:
-            tg.cancel_scope.cancel()
+    async with _listeners(host, port, control_port) as (listener, control):
+        server = SimulatorServer(simulator, host, _port(listener))
+        if control is not None:
+            server.control_port = _port(control)
+        body_error: Exception | None = None
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(server.serve, listener)
+            if control is not None:
+                tg.start_soon(serve_control, server, control)
+            try:
+                yield server
+            except Exception as exc:
+                # Re-raised below, outside the task group, so that the block's own error
+                # comes out as itself rather than wrapped in an ExceptionGroup.
+                body_error = exc
+            finally:
+                tg.cancel_scope.cancel()
     if body_error is not None:
         raise body_error

@@ -1,17 +1,14 @@
-"""Small waiting primitives of the client: one-shot result slots, the inbound iterator, and
-the deadlines that bound waits."""
+"""Small waiting primitives of the client: one-shot result slots, the inbound iterators
+(calls, messages), and the deadlines that bound waits."""
 
 from __future__ import annotations
 
 import heapq
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import Generic, TypeVar
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
-
-if TYPE_CHECKING:
-    from ._calls import Call
 
 T = TypeVar("T")
 
@@ -42,18 +39,19 @@ class Slot(Generic[T]):
         return value  # type: ignore[return-value]
 
 
-class InboundCalls:
-    """``RelayClient.inbound_calls()``: the inbound stream, ending when the client closes."""
+class InboundItems(Generic[T]):
+    """``RelayClient.inbound_calls()`` / ``inbound_messages()``: an inbound stream, ending
+    when the client closes."""
 
     __slots__ = ("_receive",)
 
-    def __init__(self, receive: MemoryObjectReceiveStream[Call]) -> None:
+    def __init__(self, receive: MemoryObjectReceiveStream[T]) -> None:
         self._receive = receive
 
-    def __aiter__(self) -> InboundCalls:
+    def __aiter__(self) -> InboundItems[T]:
         return self
 
-    async def __anext__(self) -> Call:
+    async def __anext__(self) -> T:
         try:
             return await self._receive.receive()
         except (anyio.EndOfStream, anyio.ClosedResourceError):

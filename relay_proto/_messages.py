@@ -7,7 +7,7 @@ Invariants:
 
 * A sent message's state only moves forward (queued < initiated < sent < a final state);
   duplicates and backward moves report nothing; ``done`` is reported exactly once, and the
-  message is then forgotten.
+  message is then forgotten but for its id (bounded), so a late event reports nothing.
 * A state event may come before the reply that names its message: while any send awaits
   its reply, such events are held (bounded) and reported, in order, right after the reply.
   With no send in flight, an event for an unknown message is reported as it comes.
@@ -95,6 +95,8 @@ class Messages:
         #: Sends awaiting their reply (request ids).
         self.in_flight: set[str] = set()
         self._early: OrderedDict[str, list[JSONObject]] = OrderedDict()
+        #: Messages that reached a final state (bounded): later events for them are dropped.
+        self._done: OrderedDict[str, None] = OrderedDict()
 
     def handlers(self) -> dict[str, Callable[[JSONObject, Any, Any, list[Event], Any], None]]:
         """The tracker's handlers for the messaging events."""
@@ -135,6 +137,8 @@ class Messages:
             events.append(unknown_state(where, "message_state", raw, inner))
             return
         current = self.sent.get(info.message_id)
+        if current is None and info.message_id in self._done:
+            return  # a late event for a message already final
         if current is None and self.in_flight:
             self._hold(info.message_id, inner)
             return
@@ -143,6 +147,9 @@ class Messages:
                 return
             if state.terminal:
                 del self.sent[info.message_id]
+                self._done[info.message_id] = None
+                if len(self._done) > _EARLY_LIMIT:
+                    self._done.popitem(last=False)
             else:
                 self.sent[info.message_id] = state
         events.append(MessageStateChanged(message=info, done=state.terminal))

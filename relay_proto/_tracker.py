@@ -240,6 +240,8 @@ class CallTracker:
                 self._move_call(call, state, events)
         elif record is None:
             return  # a call this session does not know: acknowledged and ignored
+        elif moved and state is CallState.ENDED and self.actions.running:
+            self.actions.end_for_call(call_id, events)  # the winner of an abandoned dial
         if moved:
             events.append(
                 CallStateChanged(
@@ -424,6 +426,8 @@ class CallTracker:
                     events.append(DialTimedOut(tag=record.tag, legs=record.legs_snapshot()))
                 else:
                     del self.dials[payload]
+                    if record.winner is not None and self.actions.running:
+                        self.actions.end_for_call(record.winner, events)
             else:
                 key = payload[1]
                 call = self.calls[key]
@@ -458,8 +462,8 @@ class CallTracker:
         """Make a dial dead: end every live leg (winner included) and tombstone the tag."""
         record.status = next_dial_status(record.status, DialInput.KILL)
         if record.winner is not None and record.winner in self.calls:
-            # Never handed over (the dial was abandoned first): no action can run on it.
-            self._drop_call(record.winner, [])
+            # Abandoned after the answer: its actions end with the leg (its ``ended``).
+            self._drop_call(record.winner, None)
         self._retire(record, now)
         intents.append(Withdraw(record.request_id))  # a no-op once the dial has gone out
         self._end_legs(record, intents)
@@ -470,11 +474,13 @@ class CallTracker:
         self._timers.cancel(call.max_duration)
         call.max_duration = None
 
-    def _drop_call(self, call_id: str, events: list[Event]) -> None:
+    def _drop_call(self, call_id: str, events: list[Event] | None) -> None:
+        """Forget a call; its actions end now (with ``events``), or, when None, with the
+        leg's own events (its ``ended``, or its dial's tombstone going)."""
         call = self.calls.pop(call_id)
         if call.max_duration is not None:
             self._stop_max_duration(call)
-        if self.actions.running:  # usually empty: nothing to look through
+        if self.actions.running and events is not None:  # usually empty: skip the scan
             self.actions.end_for_call(call_id, events)
         if self.bridges.states:
             self.bridges.forget(call_id)

@@ -7,8 +7,8 @@ Importing this module skips the importing test module unless the SDK is importab
 
 * ``serve``: ``python -m relay_anyio serve --verbose`` from this checkout; yields a
   ``Served`` with the URL, the stderr lines as they come, and (with ``control=True``,
-  ``relay serve --control``) ``command()`` / ``status()`` / ``assert_idle()`` over the
-  subprocess's stdin and stdout;
+  ``relay serve --control 0``) ``ask()`` / ``status()`` / ``assert_idle()`` over the
+  simulator's control socket (docs/simulator.md, "The control socket");
 * ``plain_ws``: the SDK always dials ``wss://{host}``; this makes it dial ``ws://``;
 * ``phone`` / ``make_client``: a phone device and an SDK client for a simulator URL;
 * ``expect``: a future for the first event of a type a call sees, registered at once (so
@@ -21,6 +21,7 @@ import asyncio
 import json
 import os
 import queue
+import socket
 import subprocess
 import sys
 import threading
@@ -57,13 +58,28 @@ def read_line(stream: Any, timeout: float) -> str | None:
     return box[0] if box else None
 
 
-class Served:
-    """A ``relay serve --verbose`` subprocess: its URL, and its stderr lines as they come
-    (``--verbose`` prints one when a socket opens a session and when one closes)."""
+def ask(port: int, request: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """One request on a new connection to the control socket, and its answer line."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as control:
+        control.sendall(json.dumps(request).encode() + b"\n")
+        answer = b""
+        while not answer.endswith(b"\n"):
+            chunk = control.recv(1 << 16)
+            assert chunk, f"the control socket closed before answering {request}"
+            answer += chunk
+    reply: dict[str, Any] = json.loads(answer)
+    return reply
 
-    def __init__(self, proc: subprocess.Popen[str], url: str) -> None:
+
+class Served:
+    """A ``relay serve --verbose`` subprocess: its URL, its control socket's port (or
+    None), and its stderr lines as they come (``--verbose`` prints one when a socket
+    opens a session and when one closes)."""
+
+    def __init__(self, proc: subprocess.Popen[str], url: str, control_port: int | None) -> None:
         self.proc = proc
         self.url = url
+        self.control_port = control_port
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
         assert proc.stderr is not None
@@ -87,21 +103,28 @@ class Served:
         self.seen.append(line)
         return line
 
-    async def command(self, op: str, **params: Any) -> dict[str, Any]:
-        """One ``relay serve --control`` command and its reply (off the loop, bounded)."""
-        assert self.proc.stdin is not None, "start the simulator with control=True"
-        self.proc.stdin.write(json.dumps({"op": op, **params}) + "\n")
-        self.proc.stdin.flush()
-        line = await anyio.to_thread.run_sync(read_line, self.proc.stdout, STEP)
-        assert line, f"no reply to {op!r} in {STEP} s"
-        reply: dict[str, Any] = json.loads(line)
-        return reply
+    async def ask(self, op: str, **params: Any) -> dict[str, Any]:
+        """One control socket request and its answer (off the loop, bounded)."""
+        assert self.control_port is not None, "start the simulator with control=True"
+        request = {"op": op, **params}
+        with anyio.fail_after(STEP):
+            return await anyio.to_thread.run_sync(ask, self.control_port, request, STEP)
 
-    async def status(self) -> dict[str, Any]:
-        """The simulator's live calls, actions and messages."""
-        reply = await self.command("status")
-        assert reply["ok"], reply
-        return reply
+    async def status(self) -> dict[str, list[dict[str, Any]]]:
+        """The simulator's live calls, actions and messages (``live_calls``,
+        ``live_actions``, ``live_messages``)."""
+        answers = [
+            await self.ask("calls", live=True),
+            await self.ask("actions"),
+            await self.ask("messages", live=True),
+        ]
+        assert all(answer["ok"] for answer in answers), answers
+        calls, actions, messages = answers
+        return {
+            "live_calls": calls["calls"],
+            "live_actions": actions["actions"],
+            "live_messages": messages["messages"],
+        }
 
     async def assert_idle(self) -> None:
         """No live call, no live action and no live message on the simulator."""
@@ -117,13 +140,14 @@ class Served:
 def serve(
     workdir: Path, scenario: dict[str, Any], *extra: str, control: bool = False
 ) -> Iterator[Served]:
-    """``python -m relay_anyio serve --verbose ...`` from this worktree, in a subprocess."""
+    """``python -m relay_anyio serve --verbose ...`` from this checkout, in a subprocess
+    (with ``control=True``, ``--control 0`` as well: its port is the second line out)."""
     path = workdir / f"scenario-{len(list(workdir.iterdir()))}.json"
     path.write_text(json.dumps(scenario), encoding="utf-8")
     command = [sys.executable, "-m", "relay_anyio", "serve", "--listen", "127.0.0.1:0"]
     command += ["--project", PROJECT, "--token", TOKEN, "--scenario", str(path), "--verbose"]
     if control:
-        command.append("--control")
+        command += ["--control", "0"]
     # This checkout's sources, whatever an editable install of another checkout says.
     env = {
         **os.environ,
@@ -131,7 +155,7 @@ def serve(
     }
     proc = subprocess.Popen(
         [*command, *extra],
-        stdin=subprocess.PIPE if control else subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -143,7 +167,7 @@ def serve(
             proc.kill()
             _, err = proc.communicate(timeout=5)
             raise AssertionError(f"simulator printed {line!r} (exit {proc.poll()}); stderr:\n{err}")
-        yield Served(proc, line.strip())
+        yield Served(proc, line.strip(), _control_port(proc) if control else None)
     finally:
         proc.terminate()
         try:
@@ -154,6 +178,14 @@ def serve(
         for stream in (proc.stdin, proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
+
+
+def _control_port(proc: subprocess.Popen[str]) -> int:
+    """The port of ``control 127.0.0.1:PORT``, the line after the URL."""
+    line = read_line(proc.stdout, URL_WAIT) or ""
+    host, _, port = line.strip().removeprefix("control ").rpartition(":")
+    assert (host, port.isdigit()) == ("127.0.0.1", True), f"not a control line: {line!r}"
+    return int(port)
 
 
 def plain_ws(monkeypatch: pytest.MonkeyPatch) -> None:

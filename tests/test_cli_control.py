@@ -1,9 +1,11 @@
-"""``relay serve --control``: JSON commands on stdin, one JSON reply a line on stdout.
+"""``relay serve --control 0`` in a subprocess, on the test's backend (``--backend``): the
+control socket's reports of what a client does (``stats``, ``calls``, ``actions``,
+``messages``) and its ``message`` injection, as a test in another process uses them to
+check that its work left nothing running (docs/simulator.md, "The control socket").
 
-The simulator runs in a subprocess on the test's backend (``--backend``); the project's
-own client talks to it over a socket while the test checks what the simulator reports
-(``status``) and drives it (``inject_call``, ``inject_message``). Every read of the
-subprocess's output is bounded and off the event loop.
+The in-process tests of every op's answers to good and bad requests are in
+``test_server_scale_cli.py``. Every read of the subprocess's output is bounded and off the
+event loop.
 """
 
 from __future__ import annotations
@@ -19,14 +21,22 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.abc
 import pytest
+from anyio.streams.buffered import BufferedByteReceiveStream
 
 from relay_anyio import RelayClient
 
 ROOT = Path(__file__).absolute().parent.parent
-FROM, TO, CONTEXT = "+15551230000", "+15559870000", "office"
+FROM, TO, SLOW, CONTEXT = "+15551230000", "+15559870000", "+15559870001", "office"
 BOUND = 10.0
-NOBODY = {"context": "x", "from_number": FROM, "to_number": TO}  # no session receives "x"
+SCENARIO = {
+    "default": {"outcome": "answer", "after": 0.05, "message": {"state": "delivered"}},
+    "destinations": {
+        TO: {"outcome": "answer", "after": 0.05, "record": {"seconds": None}},
+        SLOW: {"outcome": "answer", "message": {"state": "delivered", "after": 600}},
+    },
+}
 
 
 def _read_line(stream: Any) -> str:
@@ -35,50 +45,56 @@ def _read_line(stream: Any) -> str:
     reader.start()
     reader.join(BOUND)
     assert box, f"no line from relay serve in {BOUND} s"
-    return box[0]
-
-
-class Control:
-    def __init__(self, process: subprocess.Popen[str]) -> None:
-        self.process = process
-        assert process.stdin is not None
-        assert process.stdout is not None
-        self.stdin, self.stdout = process.stdin, process.stdout
-
-    async def send(self, line: str) -> dict[str, Any]:
-        self.stdin.write(line + "\n")
-        self.stdin.flush()
-        reply: dict[str, Any] = json.loads(await anyio.to_thread.run_sync(_read_line, self.stdout))
-        return reply
-
-    async def command(self, op: str, **params: Any) -> dict[str, Any]:
-        return await self.send(json.dumps({"op": op, **params}))
+    return box[0].strip()
 
 
 @contextmanager
-def serve_with_control(backend: str) -> Iterator[tuple[str, Control]]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def serve_with_control(backend: str, workdir: Path) -> Iterator[tuple[str, int]]:
+    """``relay --backend BACKEND serve --control 0``: its URL and its control port."""
+    scenario = workdir / "scenario.json"
+    scenario.write_text(json.dumps(SCENARIO), encoding="utf-8")
     argv = [sys.executable, "-m", "relay_anyio", "--backend", backend, "serve"]
-    argv += ["--listen", "127.0.0.1:0", "--ping-interval", "off", "--control"]
+    argv += ["--listen", "127.0.0.1:0", "--ping-interval", "off", "--control", "0"]
+    argv += ["--scenario", str(scenario)]
     process = subprocess.Popen(
         argv,
-        stdin=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=env,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     try:
-        url = _read_line(process.stdout).strip()
+        url = _read_line(process.stdout)
         assert url.startswith("ws://127.0.0.1:"), url
-        yield url, Control(process)
+        host, _, port = _read_line(process.stdout).removeprefix("control ").rpartition(":")
+        assert host == "127.0.0.1"
+        yield url, int(port)
+        process.terminate()
+        assert process.wait(timeout=BOUND) == 0
+        assert process.stderr is not None
+        assert "Traceback" not in process.stderr.read()
     finally:
         if process.poll() is None:
             process.kill()
-        process.wait(timeout=10)
-        for stream in (process.stdin, process.stdout, process.stderr):
-            if stream is not None:
-                stream.close()
+        process.wait(timeout=BOUND)
+        for stream in (process.stdout, process.stderr):
+            assert stream is not None
+            stream.close()
+
+
+class Control:
+    """A line client of the control socket."""
+
+    def __init__(self, stream: anyio.abc.SocketStream) -> None:
+        self.stream = stream
+        self.buffered = BufferedByteReceiveStream(stream)
+
+    async def ask(self, op: str, **request: Any) -> dict[str, Any]:
+        await self.stream.send(json.dumps({"op": op, **request}).encode() + b"\n")
+        answer: dict[str, Any] = json.loads(await self.buffered.receive_until(b"\n", 1 << 24))
+        assert answer.pop("ok") is True, answer
+        return answer
 
 
 def _phone(to_number: str) -> dict[str, Any]:
@@ -86,73 +102,59 @@ def _phone(to_number: str) -> dict[str, Any]:
 
 
 @pytest.mark.anyio
-async def test_serve_control_answers_bad_commands_and_keeps_serving(
-    anyio_backend_name: str,
+async def test_the_control_socket_reports_calls_actions_and_messages(
+    anyio_backend_name: str, tmp_path: Path
 ) -> None:
-    with serve_with_control(anyio_backend_name) as (_, control), anyio.fail_after(30):
-        idle = {"ok": True, "live_calls": [], "live_actions": [], "live_messages": []}
-        assert await control.command("status") == idle
-        refusals = [
-            ("not json", "Expecting value"),
-            ("[1, 2]", "a command is a JSON object"),
-            ('{"op": "reboot"}', "unknown op 'reboot'"),
-            ('{"op": "inject_call", "context": "x", "color": "red"}', "unknown keys ['color']"),
-            ('{"op": "inject_message", "context": 7}', "'context' must be a string"),
-            (json.dumps({"op": "inject_call", **NOBODY}), "no session receives context 'x'"),
-        ]
-        for line, error in refusals:
-            reply = await control.send(line)
-            assert reply["ok"] is False, line
-            assert error in reply["error"], reply
-        assert await control.command("status") == idle  # still serving, nothing created
-        control.stdin.close()  # end of commands: the server keeps running until a signal
-        assert control.process.poll() is None
-        control.process.terminate()
-        assert control.process.wait(timeout=10) == 0
-        stderr = control.process.stderr
-        assert stderr is not None
-        assert "Traceback" not in stderr.read()
+    with serve_with_control(anyio_backend_name, tmp_path) as (url, port), anyio.fail_after(30):
+        async with (
+            RelayClient(project="p", token="t", url=url, contexts=[CONTEXT]) as client,
+            await anyio.connect_tcp("127.0.0.1", port) as stream,
+        ):
+            control = Control(stream)
+            call = await client.dial([[_phone(TO)]], dial_timeout=BOUND)
+            record = await call.record({"direction": "both"})
+            (live,) = (await control.ask("calls", live=True))["calls"]
+            assert (live["call_id"], live["node_id"], live["tag"]) == (
+                call.call_id,
+                call.node_id,
+                call.tag,
+            )
+            assert (live["state"], live["direction"]) == ("answered", "outbound")
+            assert (await control.ask("actions"))["actions"] == [
+                {
+                    "call_id": call.call_id,
+                    "control_id": record.control_id,
+                    "verb": "record",
+                    "state": "recording",
+                }
+            ]
+            stats = await control.ask("stats")
+            assert (stats["live_calls"], stats["live_actions"], stats["live_messages"]) == (1, 1, 0)
+            await record.stop()
+            await record.wait(timeout=BOUND)
+            assert (await control.ask("actions"))["actions"] == []
 
-
-@pytest.mark.anyio
-async def test_serve_control_reports_live_calls_and_injects(anyio_backend_name: str) -> None:
-    with serve_with_control(anyio_backend_name) as (url, control), anyio.fail_after(30):
-        async with RelayClient(project="p", token="t", url=url, contexts=[CONTEXT]) as client:
-            outbound = await client.dial([[_phone(TO)]], dial_timeout=BOUND)
-            status = await control.command("status")
-            assert [(c["call_id"], c["state"], c["direction"]) for c in status["live_calls"]] == [
-                (outbound.call_id, "answered", "outbound")
+            slow = await client.send_message(to_number=SLOW, from_number=FROM, body="later")
+            sent = await client.send_message(to_number=TO, from_number=FROM, body="now")
+            assert await sent.wait(timeout=BOUND) == "delivered"
+            injected = await control.ask(
+                "message", context=CONTEXT, body="hi", **{"from": TO, "to": FROM}
+            )
+            async for inbound in client.inbound_messages():  # noqa: B007 (the first one)
+                break
+            assert inbound.message_id == injected["message_id"]
+            (moving,) = (await control.ask("messages", live=True))["messages"]
+            assert moving["message_id"] == slow.message_id
+            assert (moving["direction"], moving["from"], moving["to"]) == ("outbound", FROM, SLOW)
+            assert moving["state"] not in ("delivered", "undelivered", "failed")
+            every = (await control.ask("messages"))["messages"]
+            assert [(m["message_id"], m["direction"], m["state"]) for m in every] == [
+                (slow.message_id, "outbound", moving["state"]),
+                (sent.message_id, "outbound", "delivered"),
+                (inbound.message_id, "inbound", "received"),
             ]
 
-            injected = await control.command(
-                "inject_call", context=CONTEXT, from_number=FROM, to_number=TO
-            )
-            assert injected["ok"] is True, injected
-            async for inbound in client.inbound_calls():  # noqa: B007 (the first one)
-                break
-            assert inbound.call_id == injected["call_id"]
-            status = await control.command("status")
-            assert {c["call_id"] for c in status["live_calls"]} == {
-                outbound.call_id,
-                inbound.call_id,
-            }
-
-            sent = await control.command(
-                "inject_message", context=CONTEXT, from_number=FROM, to_number=TO, body="hi"
-            )
-            assert sent["ok"] is True, sent
-            assert sent["message_id"]
-            bad = await control.command(
-                "inject_message", context=CONTEXT, from_number="nope", to_number=TO, body="hi"
-            )
-            assert bad["ok"] is False
-            assert "from_number" in bad["error"]
-
-            await outbound.hangup()
-            await inbound.hangup()
-        status = await control.command("status")
-        assert (status["live_calls"], status["live_actions"], status["live_messages"]) == (
-            [],
-            [],
-            [],
-        )
+            await call.hangup()
+            stats = await control.ask("stats")
+        assert (stats["live_calls"], stats["live_actions"], stats["live_messages"]) == (0, 0, 1)
+        assert stats["end_reasons"] == {"hangup": 1}

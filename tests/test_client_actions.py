@@ -510,3 +510,17 @@ def test_abandoned_in_flight_without_a_stop_sends_nothing_once_accepted() -> Non
     c.core.abandon_action(cid)
     assert c.feed(ok(rid)) == []
     assert c.sent() == []
+
+
+def test_actions_on_an_abandoned_winner_end_with_its_tombstone() -> None:
+    c = Client(tombstone_grace=5)
+    c.connect()
+    tag, _ = c.answered_call("CALL-1")
+    c.sent()
+    _, cid = c.core.start_action("CALL-1", "record", AUDIO)
+    c.sent()
+    assert c.core.cancel_dial(tag, now=0)
+    c.sent()
+    [end] = c.tick(10)  # the leg's ``ended`` never came; the tombstone goes
+    assert isinstance(end, ActionStateChanged)
+    assert (end.control_id, end.state, end.done) == (cid, CALL_ENDED, True)

@@ -8,6 +8,7 @@ import pytest
 from client_frames import PHONE_A, PHONE_B, PHONE_C, Client, ended, error, ok, result
 
 from relay_proto import (
+    ActionStateChanged,
     CallInfo,
     CallLost,
     CallState,
@@ -19,6 +20,7 @@ from relay_proto import (
     Leg,
     LocalProtocolError,
     MaxDurationReached,
+    PlayStateChanged,
     UnknownState,
     UnreadableEvent,
 )
@@ -585,8 +587,13 @@ def test_cancel_an_answered_dial_not_yet_handed_on() -> None:
     [hangup] = c.sent()
     assert ended(hangup, "CALL-1", "hangup")
     assert c.core.live_call_ids == frozenset()
-    assert c.event("calling.call.play", {"control_id": control_id, "state": "playing"}) == []
-    assert [type(e) for e in c.state("CALL-1", "ended")] == [CallStateChanged]
+    # Its play is still followed until the leg ends: nothing is left unresolved.
+    [playing] = c.event("calling.call.play", {"control_id": control_id, "state": "playing"})
+    assert isinstance(playing, PlayStateChanged)
+    play_end, changed = c.state("CALL-1", "ended")
+    assert isinstance(play_end, ActionStateChanged)
+    assert (play_end.control_id, play_end.state, play_end.done) == (control_id, "call_ended", True)
+    assert isinstance(changed, CallStateChanged)
 
 
 def test_cancel_is_refused_once_the_winner_is_ending() -> None:

@@ -2,9 +2,9 @@
 collects digits, detects a machine, sends digits, connects and texts through ``relay
 serve`` in a subprocess, with the far end scripted per destination in the scenario.
 
-The simulator runs with ``--control``: after every test its ``status`` must show no live
-call, no live action and no live message, and the inbound message is injected through
-it. Listeners for events that may arrive before a request's reply are registered before
+The simulator runs with ``--control 0``: after every test its control socket must report
+no live call, no live action and no live message, and the inbound message is injected
+through it. Listeners for events that may arrive before a request's reply are registered before
 the request (``expect``): the SDK dispatches events in its reader while the caller waits
 for the reply. Each test's docstring says what the SDK was observed to do where that is
 not obvious from its code.
@@ -340,7 +340,7 @@ async def test_official_sdk_sends_a_message(
 @pytest.mark.anyio
 async def test_official_sdk_receives_an_injected_message(client: Any, served: Served) -> None:
     """The client subscribed to CONTEXT when it connected (``contexts=``); the message is
-    injected through ``relay serve --control``."""
+    injected through the control socket of ``relay serve --control``."""
     received: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
 
     async def on_message(message: Any) -> None:
@@ -349,13 +349,12 @@ async def test_official_sdk_receives_an_injected_message(client: Any, served: Se
     client.on_message(on_message)
 
     with anyio.fail_after(30):
-        injected = await served.command(
-            "inject_message",
+        injected = await served.ask(
+            "message",
             context=CONTEXT,
-            from_number="+15550000050",
-            to_number=FROM,
             body="Running late",
             media=["https://example.com/map.png"],
+            **{"from": "+15550000050", "to": FROM},
         )
         assert injected["ok"] is True, injected
         message = await asyncio.wait_for(received, STEP)

@@ -178,6 +178,11 @@ def _check_request(method: str, params: JSON) -> None:
             assert params["max_duration"] > 0
         if "max_price_per_minute" in params:
             assert _is_number(params["max_price_per_minute"])
+    elif method == "messaging.send":
+        _keys(params, {"context", "to_number", "from_number"}, {"body", "media", "tags", "region"})
+        assert "body" in params or params.get("media"), params
+        for key in ("to_number", "from_number"):
+            assert re.fullmatch(r"\+[1-9][0-9]{1,14}", params[key]), params
     elif method.startswith("calling."):
         assert _is_text(params["node_id"]), params
         assert _is_text(params["call_id"]), params
@@ -194,14 +199,29 @@ def _check_request(method: str, params: JSON) -> None:
             assert params["play"]
             for item in params["play"]:
                 _check_media(item)
-        elif method in ("calling.play.pause", "calling.play.resume", "calling.play.stop"):
+        elif method in _ACTION_STARTS:
+            _keys(params, call | {"control_id"} | _ACTION_STARTS[method], _ANY_KEYS)
+            assert _is_text(params["control_id"])
+        elif method in ("calling.play.pause", "calling.play.resume") or method.endswith(".stop"):
             _keys(params, call | {"control_id"})
+            assert _is_text(params["control_id"])
         else:
             assert method == "calling.play.volume", method
             _keys(params, call | {"control_id", "volume"})
             assert _is_number(params["volume"])
     else:
         raise AssertionError(f"the client sent an unexpected method {method!r}")
+
+
+#: The action starts the state machine makes, with their required keys (beyond the ids).
+_ACTION_STARTS = {
+    "calling.record": {"record"},
+    "calling.collect": set(),
+    "calling.detect": {"detect"},
+    "calling.send_digits": {"digits"},
+    "calling.tap": {"tap", "device"},
+}
+_ANY_KEYS = {"digits", "speech", "initial_timeout", "timeout", "partial_results"}
 
 
 def check_frame(text: Any) -> JSON:

@@ -8,6 +8,12 @@ advances, socket drops, server disconnects and delivery faults. After every step
   is exactly the set of dials neither resolved nor cancelled;
 * an answered dial's winner was scripted to answer; a failed one had no device that could;
 * call states only move forward and plays stop reporting once terminal;
+* every action (record, collect, detect, send_digits, tap) reports ``done`` at most once
+  (never, if its start failed),
+  ``settled`` at most once and never after ``done``, and nothing after ``done``; every
+  message reports ``done`` at most once;
+* once settled, no action runs on the simulator on a call that has ended, nor one whose
+  start the client abandoned;
 * while connected, every event the simulator sent has been acked, and no reply went to an
   id it never issued (a second ack of one delivery would be one);
 * once settled (connected, no delayed delivery in flight), the switch's live calls of the
@@ -16,8 +22,10 @@ advances, socket drops, server disconnects and delivery faults. After every step
 
 ``teardown`` then runs the clock past every deadline and grace period and checks that every
 dial resolved exactly once (or was cancelled), nothing is pending, no orphan of an expired
-session is live, and every frame the client wrote passes the independent schema check.
-Any exception out of the client fails the run.
+session is live, and every frame the client wrote passes the independent schema check. It
+then hangs up what is left: every action not abandoned has then reported ``done`` exactly
+once, and no action or message is left running on the simulator. Any exception out of the
+client fails the run.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from test_pair import check_client_frames
 
 from relay_proto import (
+    ActionStateChanged,
     CallState,
     CallStateChanged,
     Connected,
@@ -40,11 +49,26 @@ from relay_proto import (
     DialFailureCause,
     DialTimedOut,
     Event,
+    MessageStateChanged,
     PlayStateChanged,
+    RequestFailed,
 )
+from relay_proto.simulator import MessageOutcome
 from relay_proto.testing import Faults, Outcome, OutcomeKind, Pair, Scenario, phone
 
 RING_TIMEOUT = 30.0
+#: Valid start params of the verbs the machine runs (the far end's script is the default:
+#: no input, 2 s of talk, a human, no fax).
+ACTIONS: dict[str, dict[str, Any]] = {
+    "record": {"record": {"audio": {"end_silence_timeout": 1}}},
+    "collect": {"digits": {"max": 2}, "initial_timeout": 2},
+    "detect": {"detect": {"type": "machine", "params": {}}, "timeout": 5},
+    "send_digits": {"digits": "12"},
+    "tap": {
+        "tap": {"type": "audio"},
+        "device": {"type": "ws", "params": {"uri": "wss://127.0.0.1:9/tap"}},
+    },
+}
 RESUME_GRACE = 30.0
 TOMBSTONE_GRACE = 60.0
 
@@ -99,6 +123,13 @@ class PairMachine(RuleBasedStateMachine):
         self.last_connected: Connected | None = None
         self.call_states: dict[str, CallState] = {}
         self.finished_plays: set[str] = set()
+        #: control_id -> [done, settled] counts of every action started through the core
+        self.actions: dict[str, list[int]] = {}
+        self.abandoned: set[str] = set()
+        #: start request id -> control_id; the control_ids whose start failed (never ran)
+        self.starts: dict[str, str] = {}
+        self.refused: set[str] = set()
+        self.message_done: dict[str, int] = {}
         self.delay = 0.0
         #: no delayed delivery can be in flight from this time on
         self.quiet_at = 0.0
@@ -161,6 +192,31 @@ class PairMachine(RuleBasedStateMachine):
         self.pair.client.play(call_id, media)
         self.pair.pump()
 
+    @precondition(lambda self: bool(self.pair.client.live_call_ids))
+    @rule(data=st.data(), verb=st.sampled_from(sorted(ACTIONS)))
+    def start_action(self, data: st.DataObject, verb: str) -> None:
+        call_id = data.draw(st.sampled_from(sorted(self.pair.client.live_call_ids)))
+        request_id, control_id = self.pair.client.start_action(call_id, verb, ACTIONS[verb])
+        self.actions[control_id] = [0, 0]
+        self.starts[request_id] = control_id
+        self.pair.pump()
+
+    @precondition(lambda self: bool(self.actions))
+    @rule(data=st.data())
+    def abandon(self, data: st.DataObject) -> None:
+        control_id = data.draw(st.sampled_from(sorted(self.actions)))
+        self.pair.client.abandon_action(control_id)
+        self.abandoned.add(control_id)
+        self.pair.pump()
+
+    @rule(state=st.sampled_from(["delivered", "undelivered", "failed"]))
+    def send_message(self, state: str) -> None:
+        number = f"+1555{next(self.numbers):07d}"
+        outcome = Outcome(kind=OutcomeKind.ANSWER, message=MessageOutcome(state=state))
+        self.pair.simulator.scenario.destinations[number] = outcome
+        self.pair.client.send_message(to_number=number, from_number="+15550000001", body="hi")
+        self.pair.pump()
+
     @rule(seconds=st.sampled_from([0.0, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 40.0]))
     def advance(self, seconds: float) -> None:
         self.pair.advance(seconds)
@@ -209,10 +265,28 @@ class PairMachine(RuleBasedStateMachine):
                 assert before is None or event.state.rank > before.rank, (before, event)
                 assert event.previous is None or event.previous.rank < event.state.rank
                 self.call_states[event.call_id] = event.state
-            elif isinstance(event, PlayStateChanged):
+            elif isinstance(event, PlayStateChanged) and event.verb == "play":
                 assert event.control_id not in self.finished_plays, event
                 if event.state.terminal:
                     self.finished_plays.add(event.control_id)
+            elif isinstance(event, ActionStateChanged):
+                self._check_action(event)
+            elif isinstance(event, MessageStateChanged) and event.done:
+                done = self.message_done.get(event.message.message_id, 0) + 1
+                self.message_done[event.message.message_id] = done
+                assert done == 1, event
+            elif isinstance(event, RequestFailed) and event.request_id in self.starts:
+                self.refused.add(self.starts[event.request_id])
+
+    def _check_action(self, event: ActionStateChanged) -> None:
+        counts = self.actions.get(event.control_id)
+        if counts is None:  # a play's end with its call (``call_ended``)
+            assert event.verb == "play", event
+            return
+        assert counts[0] == 0, f"{event} after done"
+        counts[0] += event.done
+        counts[1] += event.settled
+        assert counts[1] <= 1, event
 
     def _check_resolution(self, model: DialModel, event: Event) -> None:
         if isinstance(event, DialAnswered):
@@ -258,6 +332,14 @@ class PairMachine(RuleBasedStateMachine):
         if not self.pair.connected or self.delay or self.pair.now < self.quiet_at:
             return
         self._check_calls_agree()
+        self._check_actions_settled()
+
+    def _check_actions_settled(self) -> None:
+        live_calls = {call.call_id for call in self.pair.simulator.live_calls()}
+        for action in self.pair.simulator.live_actions():
+            assert action.call_id in live_calls, action
+            # send_digits has no stop: an abandoned one runs to its end.
+            assert action.control_id not in self.abandoned or action.verb == "send_digits", action
 
     def _check_calls_agree(self) -> None:
         client = self.pair.client
@@ -287,6 +369,15 @@ class PairMachine(RuleBasedStateMachine):
         assert {call.protocol for call in live} <= {pair.client.protocol}, live
         assert pair.simulator.pending_dials() == 0
         check_client_frames(pair)
+        for call_id in pair.client.live_call_ids:
+            pair.client.end(call_id)
+        pair.advance(RING_TIMEOUT)
+        self.dials_resolve_at_most_once()
+        assert pair.simulator.live_actions() == []
+        assert pair.simulator.live_messages() == []
+        for control_id, (done, _) in self.actions.items():
+            # An action ends exactly once, unless nobody waits for it or it never started.
+            assert control_id in self.abandoned | self.refused or done == 1, control_id
 
 
 PairMachine.TestCase.settings = settings(stateful_step_count=50)

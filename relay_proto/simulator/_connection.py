@@ -112,6 +112,12 @@ class ServerConnection:
         """True when the simulator wants this socket closed (or it is gone)."""
         return self._state is ConnectionState.CLOSED
 
+    @property
+    def takes_events(self) -> bool:
+        """True while events go out on this socket at once (OPEN): only then is it
+        given new inbound calls and messages."""
+        return self._state is ConnectionState.OPEN
+
     def data_to_send(self) -> list[str]:
         out, self._outbox = self._outbox, []
         return out

@@ -68,18 +68,11 @@ class Hub(Generic[C]):
             scenario=scenario,
             timers=self.timers,
             new_id=new_id,
+            route=self._offer_passed,
             node_id=node_id,
             max_history=max_history,
         )
-        self.sessions = Sessions(
-            timers=self.timers,
-            new_id=new_id,
-            drop_calls=self.switch.drop_session,
-            switch=self.switch,
-            resume_grace=resume_grace,
-            space_id=space_id,
-            epoch=epoch,
-        )
+        self.sessions = self._sessions(resume_grace=resume_grace, space_id=space_id, epoch=epoch)
         #: End of a step: deliver the events it caused (``Sessions.flush`` itself, reason:
         #: it runs after every frame a socket reads, so no forwarding layer).
         self.flush: Callable[[], None] = self.sessions.flush
@@ -88,6 +81,23 @@ class Hub(Generic[C]):
         self.connections: dict[C, None] = {}
         self._ready: dict[C, None] = {}
         self._one_shots = faults_.OneShots()
+
+    def _sessions(self, *, resume_grace: float, space_id: str, epoch: float) -> Sessions:
+        """The session registry (after the switch: it drops an expired session's calls)."""
+        return Sessions(
+            timers=self.timers,
+            new_id=self.new_id,
+            drop_calls=self.switch.drop_session,
+            switch=self.switch,
+            resume_grace=resume_grace,
+            space_id=space_id,
+            epoch=epoch,
+        )
+
+    def _offer_passed(self, context: str, passed: Collection[object]) -> Session | None:
+        """Who a passed call goes to: the next session with a socket on its context, in
+        turns, never one that passed it."""
+        return self.sessions.receiver(context, "call", passed)
 
     @property
     def faults(self) -> Faults:

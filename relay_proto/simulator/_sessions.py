@@ -3,7 +3,8 @@ their events reach a socket (or wait for one).
 
 A ``Session`` is named by its ``protocol`` and outlives its socket by ``resume_grace``
 seconds. ``Sessions`` is the registry: attach (new or resumed), detach, expiry, context
-subscriptions, and the delivery of the events the switch emitted during one step.
+subscriptions, who receives the next inbound call or message of a context, and the
+delivery of the events the switch emitted during one step.
 
 Invariants:
 - A session is attached to at most one socket. Once detached it expires ``resume_grace``
@@ -15,11 +16,15 @@ Invariants:
   that id; a resumed session re-delivers them, oldest first.
 - A socket gets frames only while it accepts events (``EventSocket.push_event`` drops them
   otherwise); un-acked frames wait for the next socket.
+- Inbound calls and messages of a context are spread round-robin (one turn per kind and
+  context) over its subscribed sessions whose socket takes events; only when none has
+  one does a session waiting for its resume get a new one. ``_contexts`` holds exactly
+  the subscriptions of sessions not expired; ``_turns`` only keys of subscribed contexts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from functools import partial
 from typing import Protocol
 
@@ -49,6 +54,10 @@ class EventSocket(Protocol):
 
     @property
     def closed(self) -> bool: ...
+
+    @property
+    def takes_events(self) -> bool:
+        """True while events pushed to it go out now (so it may take new inbound work)."""
 
     def push_event(self, frame: str) -> None:
         """Send an event frame now if the socket takes events; else drop it."""
@@ -125,6 +134,8 @@ class Sessions:
         self.space_id = space_id
         self._by_protocol: dict[str, Session] = {}
         self._contexts: dict[str, dict[Session, None]] = {}
+        #: Where the next round-robin search starts, by (kind, context).
+        self._turns: dict[tuple[str, str], int] = {}
         self._queue: list[Queued] = []
 
     def __len__(self) -> int:
@@ -142,13 +153,33 @@ class Sessions:
     def get(self, protocol: str) -> Session | None:
         return self._by_protocol.get(protocol)
 
-    def receiver(self, context: str) -> Session | None:
-        """Who gets an inbound call on ``context``: the first subscribed session with a
-        socket, else the first subscribed one (it will see the call on resume)."""
+    def receiver(
+        self, context: str, kind: str = "call", passed: Collection[object] = ()
+    ) -> Session | None:
+        """Who gets the next inbound ``kind`` (``"call"`` or ``"message"``) on ``context``.
+
+        Round-robin over the subscribed sessions whose socket takes events, one turn per
+        kind and context. With none, a session waiting for its resume gets it (it sees it
+        on resume), also in turns. ``passed``: sessions that may not get it (they passed
+        the call); then only a session with a socket qualifies, and None means nobody."""
         sessions = self._contexts.get(context)
         if not sessions:
             return None
-        return next((s for s in sessions if s.connection is not None), next(iter(sessions)))
+        order = list(sessions)
+        count = len(order)
+        key = (kind, context)
+        start = self._turns.get(key, 0)
+        for step in range(count):
+            index = (start + step) % count
+            session = order[index]
+            connection = session.connection
+            if connection is not None and connection.takes_events and session not in passed:
+                self._turns[key] = index + 1
+                return session
+        if passed:
+            return None
+        self._turns[key] = start % count + 1
+        return order[start % count]
 
     # ---- attaching -------------------------------------------------------------------
 
@@ -201,6 +232,8 @@ class Sessions:
                     subscribers.pop(session, None)
                     if not subscribers:
                         del self._contexts[context]
+                        self._turns.pop(("call", context), None)
+                        self._turns.pop(("message", context), None)
 
     def _expire_timer(self, session: Session, when: float) -> None:
         session.expiry = None

@@ -222,8 +222,9 @@ class Simulator:
     ) -> str:
         """Offer an inbound call (``calling.call.receive``) to a session on ``context``.
 
-        The first subscribed session with an open socket gets it (else the first
-        subscribed one, which will see it on resume). Returns the new call_id.
+        The subscribed sessions with an open socket get the calls of a context in turns
+        (round-robin); only when none has a socket does a session waiting for its resume
+        get it (it sees it on resume). Returns the new call_id.
         ``script``: what the caller does once answered (a ``CallScript`` or its dict form:
         ``{"input": ..., "record": ..., "machine": ...}``); ``None``: the scenario's
         outcome for ``from_number`` says it.
@@ -232,7 +233,7 @@ class Simulator:
             script = CallScript.from_dict(script)
         elif script is not None and not isinstance(script, CallScript):
             raise LocalProtocolError("script must be a CallScript, a dict or None")
-        session = self._hub.sessions.receiver(context)
+        session = self._hub.sessions.receiver(context, "call")
         if session is None:
             raise LocalProtocolError(f"no session receives context {context!r}")
         call_id = self._hub.switch.inbound(
@@ -260,7 +261,7 @@ class Simulator:
     ) -> str:
         """Deliver an inbound message (``messaging.receive``) to a session on ``context``.
 
-        The same session an inbound call on ``context`` would go to. The params follow
+        Spread like inbound calls (round-robin, in turns of their own). The params follow
         the ``messaging.send`` rules (E.164 numbers, a body or media); no session on
         ``context`` is a ``LocalProtocolError``, as for calls. Returns the message_id.
         """
@@ -272,7 +273,7 @@ class Simulator:
             "media": [] if media is None else list(media),
             "tags": [] if tags is None else list(tags),
         }
-        session = self._hub.sessions.receiver(context)
+        session = self._hub.sessions.receiver(context, "message")
         if session is None:
             raise LocalProtocolError(f"no session receives context {context!r}")
         message_id = self._hub.switch.messages.receive(session, params, context, now)

@@ -25,12 +25,17 @@ Invariants:
   with a ``bridge`` that ends is reported to ``Bridges.leg_ended``.
 - Events are handed to the owning session's sink in the order generated, stamped with the
   simulated time at which they happen (a timer's own deadline, not the time it was run).
+- An inbound call not answered yet is offered to exactly one sink (``Leg.sink``): the
+  session that received it, or the next one after a ``calling.pass`` (``route``, never one
+  in ``_passed``); when nobody is left, an ``_Unclaimed`` sink that drops its events while
+  it rings out. ``_passed`` has an entry only for a live call that was passed and is not
+  answered.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from functools import partial
 
 from .. import _validate as validate
@@ -55,6 +60,8 @@ _OK = "200"
 _NOT_FOUND: JSONObject = {"code": "404", "message": "Call not found"}
 #: A verb on a call that exists but is not answered yet (see docs/simulator.md, Fidelity).
 _NOT_ANSWERED: JSONObject = {"code": "409", "message": "Call is not answered"}
+#: An answer or pass of an inbound call offered to another session (or passed by all).
+_NOT_OFFERED: JSONObject = {"code": "409", "message": "Call is offered to another session"}
 _DEFAULT_MAX_HISTORY = 100_000
 
 _TRANSITIONS: dict[CallState, frozenset[CallState]] = {
@@ -71,6 +78,22 @@ _NODES = tuple(f"sim-node-{n}@local" for n in range(1, 5))
 #: Each call state as JSON text, by ``rank`` (encoded once, not per event).
 _STATE_JSON = tuple(wire.encode_string(s.value) for s in sorted(CallState, key=lambda s: s.rank))
 
+#: Who is offered an inbound call on a context next, never one of the sinks given.
+Router = Callable[[str, Collection[object]], EventSink | None]
+
+
+class _Unclaimed:
+    """The owner of an inbound call every session passed: its events reach nobody."""
+
+    __slots__ = ("project", "protocol")
+
+    def __init__(self, project: str) -> None:
+        self.project = project
+        self.protocol = ""
+
+    def emit(self, event_type: str, params_json: str, timestamp: float) -> None:
+        return None
+
 
 class Switch:
     """Calls, dials and plays of every session; driven by commands and by timers."""
@@ -81,6 +104,7 @@ class Switch:
         scenario: Scenario,
         timers: TimerQueue[TimerCallback],
         new_id: IdFactory,
+        route: Router,
         node_id: str | None = None,
         max_history: int = _DEFAULT_MAX_HISTORY,
     ) -> None:
@@ -93,6 +117,10 @@ class Switch:
         self._live: dict[str, Leg] = {}
         self._history: deque[Leg] = deque(maxlen=max_history)
         self._dials: dict[tuple[str, str], Dial] = {}
+        #: The sinks that passed each inbound call not answered yet.
+        self._passed: dict[str, set[object]] = {}
+        #: Who a passed call goes to next (the sessions' round-robin).
+        self._route = route
         #: Every running play.
         self.plays = Plays(scenario=lambda: self.scenario, timers=timers)
         self.bridges = Bridges(
@@ -140,6 +168,13 @@ class Switch:
         call = self._live.get(call_id)
         if call is None or call.node_id != node_id or call.sink.project != sink.project:
             return dict(_NOT_FOUND)
+        if (
+            method in _OFFERED_ONLY
+            and call.sink is not sink
+            and call.state is CallState.CREATED
+            and call.direction == "inbound"
+        ):  # an inbound call offered to another session (or to nobody): not this one's
+            return dict(_NOT_OFFERED)
         return handler(self, call, params, now)
 
     def inbound(
@@ -176,9 +211,28 @@ class Switch:
         call.timer = self._timers.schedule(when, partial(self._timed_end, call, "noAnswer", False))
         return call.call_id
 
+    def _cmd_pass(self, call: Leg, params: JSONObject, now: float) -> JSONObject:
+        """Offer an inbound call not answered yet to another session (``route``); with
+        nobody left it rings on, unseen, until its ring timeout (see docs/simulator.md)."""
+        if call.direction != "inbound":
+            return {"code": "400", "message": "only an inbound call can be passed"}
+        if call.state is not CallState.CREATED:
+            return {"code": "409", "message": "Call is already answered"}
+        passer = call.sink
+        passed = self._passed.setdefault(call.call_id, set())
+        passed.add(passer)
+        target = self._route(call.context or "", passed)
+        if target is None:
+            call.sink = _Unclaimed(passer.project)
+        else:
+            call.sink = target
+            self._publish(call, now, "calling.call.receive")
+        return {"code": _OK, "message": "Passing call"}
+
     def drop_session(self, sink: EventSink) -> None:
         """The session expired: end its calls and dials silently (nobody is listening)."""
         for call in [c for c in self._live.values() if c.sink is sink]:
+            self._passed.pop(call.call_id, None)
             self._stop_timer(call)
             self.plays.drop(call)
             self.actions.drop(call)
@@ -306,6 +360,8 @@ class Switch:
             self._move(call, CallState.ENDING, now, reason)
         self._move(call, CallState.ENDED, now, reason)
         del self._live[call.call_id]
+        if self._passed:
+            self._passed.pop(call.call_id, None)
         if call.bridge is not None:
             self.bridges.leg_ended(call, now)
         dial = call.dial
@@ -338,6 +394,7 @@ class Switch:
         if call.direction != "inbound":
             return {"code": "400", "message": "only an inbound call can be answered"}
         self._stop_timer(call)
+        self._passed.pop(call.call_id, None)
         self._move(call, CallState.ANSWERED, now)
         self._arm_answered(call, now)
         return {"code": _OK, "message": "Answered"}
@@ -398,6 +455,7 @@ _Command = Callable[[Switch, Leg, JSONObject, float], JSONObject]
 _COMMANDS: dict[str, _Command] = {
     "calling.end": Switch._cmd_end,
     "calling.answer": Switch._cmd_answer,
+    "calling.pass": Switch._cmd_pass,
     "calling.play": lambda sw, call, params, now: sw.plays.start(call, params, now),
     "calling.play.stop": lambda sw, call, params, now: sw.plays.stop(call, params, now),
     "calling.play.pause": lambda sw, call, params, now: sw.plays.pause(call, params, now),
@@ -406,6 +464,9 @@ _COMMANDS: dict[str, _Command] = {
     "calling.connect": lambda sw, call, params, now: sw.bridges.connect(call, params, now),
     "calling.disconnect": lambda sw, call, params, now: sw.bridges.disconnect(call, params, now),
 }
+
+#: What only the session an inbound call is offered to may do while it is not answered.
+_OFFERED_ONLY = frozenset({"calling.answer", "calling.pass"})
 
 
 def _on_actions(verb: Handler) -> _Command:
