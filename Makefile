@@ -56,7 +56,7 @@ $(INTEROP_STAMP): pyproject.toml
 
 interop: $(INTEROP_STAMP)
 	$(INTEROP_BIN)/python -c 'import signalwire.relay.client as c; c.RelayClient'
-	$(INTEROP_BIN)/pytest tests/test_interop_official.py -rs
+	$(INTEROP_BIN)/pytest tests/test_interop_official.py tests/test_interop_official_verbs.py -rs
 
 bench-official: $(INTEROP_STAMP)
 	$(INTEROP_BIN)/python benchmarks/bench_official.py

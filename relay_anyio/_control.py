@@ -6,9 +6,10 @@ A line protocol on a loopback TCP socket: each request is one JSON object on one
 each answer one JSON object on one line, in order. ``{"op": "call", "context": ...,
 "from": ..., "to": ..., "count": n, "script": {...}}`` offers ``n`` inbound calls (the
 simulator spreads them over the sessions of the context) and answers ``{"ok": true,
-"call_ids": [...]}``; ``{"op": "message", ...}`` delivers a message; ``{"op": "stats"}``
-and ``{"op": "calls"}`` report. A request that fails answers ``{"ok": false, "error":
-...}`` and the connection stays usable. See docs/simulator.md, "Many consumers".
+"call_ids": [...]}``; ``{"op": "message", ...}`` delivers a message; ``{"op": "stats"}``,
+``{"op": "calls"}``, ``{"op": "actions"}`` and ``{"op": "messages"}`` report. A request
+that fails answers ``{"ok": false, "error": ...}`` and the connection stays usable. See
+docs/simulator.md, "Many consumers".
 
 Invariants: it listens on loopback only; a line longer than ``MAX_LINE`` bytes, or a
 connection gone, ends that connection and nothing else; nothing secret is ever read or
@@ -28,7 +29,7 @@ import anyio.abc
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from relay_proto import LocalProtocolError
-from relay_proto.simulator import LiveCall, LiveMessage
+from relay_proto.simulator import LiveAction, LiveCall, LiveMessage
 
 __all__ = ["MAX_CALLS", "MAX_LINE", "ControlTarget", "serve_control"]
 
@@ -51,6 +52,10 @@ class ControlTarget(Protocol):
     def all_calls(self) -> list[LiveCall]: ...
 
     def all_messages(self) -> list[LiveMessage]: ...
+
+    def live_messages(self) -> list[LiveMessage]: ...
+
+    def live_actions(self) -> list[LiveAction]: ...
 
     async def inject_inbound_call(
         self,
@@ -186,6 +191,8 @@ async def _stats(target: ControlTarget, request: Request) -> dict[str, Any]:
         "ok": True,
         "connections": target.connection_count,
         "live_calls": len(target.live_calls()),
+        "live_actions": len(target.live_actions()),
+        "live_messages": len(target.live_messages()),
         "calls": len(calls),
         "states": dict(Counter(call.state.value for call in calls)),
         "end_reasons": dict(Counter(call.end_reason for call in calls if call.end_reason)),
@@ -196,16 +203,22 @@ async def _stats(target: ControlTarget, request: Request) -> dict[str, Any]:
     }
 
 
-async def _calls(target: ControlTarget, request: Request) -> dict[str, Any]:
+def _live(request: Request) -> bool:
     live = request.get("live", False)
     if not isinstance(live, bool):
         raise ValueError("'live' must be true or false")
-    calls = target.live_calls() if live else target.all_calls()
+    return live
+
+
+async def _calls(target: ControlTarget, request: Request) -> dict[str, Any]:
+    calls = target.live_calls() if _live(request) else target.all_calls()
     return {
         "ok": True,
         "calls": [
             {
                 "call_id": call.call_id,
+                "node_id": call.node_id,
+                "tag": call.tag,
                 "direction": call.direction,
                 "state": call.state.value,
                 "end_reason": call.end_reason,
@@ -217,4 +230,47 @@ async def _calls(target: ControlTarget, request: Request) -> dict[str, Any]:
     }
 
 
-_OPS: dict[str, Op] = {"call": _call, "message": _message, "stats": _stats, "calls": _calls}
+async def _actions(target: ControlTarget, request: Request) -> dict[str, Any]:
+    """The running actions (plays aside): the simulator keeps no history of them."""
+    return {
+        "ok": True,
+        "actions": [
+            {
+                "call_id": action.call_id,
+                "control_id": action.control_id,
+                "verb": action.verb,
+                "state": action.state,
+            }
+            for action in target.live_actions()
+        ],
+    }
+
+
+async def _messages(target: ControlTarget, request: Request) -> dict[str, Any]:
+    messages = target.live_messages() if _live(request) else target.all_messages()
+    return {
+        "ok": True,
+        "messages": [
+            {
+                "message_id": message.message_id,
+                "direction": message.direction,
+                "state": message.state,
+                "reason": message.reason,
+                "context": message.context,
+                "protocol": message.protocol,
+                "from": message.from_number,
+                "to": message.to_number,
+            }
+            for message in messages
+        ],
+    }
+
+
+_OPS: dict[str, Op] = {
+    "call": _call,
+    "message": _message,
+    "stats": _stats,
+    "calls": _calls,
+    "actions": _actions,
+    "messages": _messages,
+}

@@ -218,15 +218,13 @@ class CallTracker:
             self._on_odd_call_state(inner, timestamp, now, events, intents)
             return
         call_id, node_id = inner["call_id"], inner["node_id"]
-        tag = inner.get("tag")
-        tag = tag if type(tag) is str else None
+        tag = given if type(given := inner.get("tag")) is str else None
         end_text = end if type(end := inner.get("end_reason")) is str else None
         previous: CallState | None = None
         moved = False
         record = None if tag is None else self.dials.get(tag)
         if record is not None:
-            leg = record.legs.get(call_id)
-            if leg is None:
+            if (leg := record.legs.get(call_id)) is None:
                 leg = record.legs[call_id] = LegRecord(call_id, node_id, device_of(inner), state)
                 moved = True
             elif state.rank > leg.state.rank:  # ``_state.advances``, inlined

@@ -269,6 +269,23 @@ def test_held_events_are_bounded() -> None:
     assert sum(isinstance(e, MessageStateChanged) for e in events) == 1024
 
 
+def test_finished_message_ids_are_bounded() -> None:
+    """Only the last 1024 finished ids are kept: a late event for an older one is reported
+    as for a message this client does not follow."""
+    c = Client()
+    c.connect()
+    for n in range(1025):
+        rid, _ = send(c, body="Hi")
+        c.feed(result(rid, {"code": "200", "message": "ok", "message_id": f"M{n}"}))
+        [done] = state_event(c, f"M{n}", "delivered")
+        assert done.done
+    assert state_event(c, "M1024", "delivered") == []  # still remembered
+    assert state_event(c, "M1", "delivered") == []
+    [late] = state_event(c, "M0", "delivered")  # forgotten: reported as it comes
+    assert isinstance(late, MessageStateChanged)
+    assert late.message.message_id == "M0"
+
+
 def test_messaging_events_unknown_and_unreadable() -> None:
     c = Client()
     c.connect()

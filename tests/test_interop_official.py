@@ -2,7 +2,8 @@
 against our simulator, started from the command line in a subprocess.
 
 The SDK is never a dependency of this project: these tests skip unless it is importable.
-``make interop`` builds ``.venv-interop`` with the SDK and the project and runs this file.
+``make interop`` builds ``.venv-interop`` with the SDK and the project and runs this file
+and ``test_interop_official_verbs.py`` (record, collect, detect, connect, messaging).
 
 Pointing the SDK at ``ws://``: ``signalwire.relay.RelayClient`` has no URL, scheme or
 port option. It validates ``host`` (no ``/``, ``@``, ``?``, space) and then always calls
@@ -22,33 +23,21 @@ checkout's sources (``PYTHONPATH``), whatever an editable install elsewhere poin
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import queue
 import signal
-import subprocess
-import sys
-import threading
-import types
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
+from interop_support import (
+    STEP,
+    make_client,
+    phone,
+    plain_ws,
+    serve,
+    sw_client,
+)
 
-_SKIP_REASON = "official signalwire-sdk not installed; run `make interop` to check against it"
-
-sw_client: Any = pytest.importorskip("signalwire.relay.client", reason=_SKIP_REASON)
-if not hasattr(sw_client, "RelayClient"):  # the unrelated 2.x `signalwire` package
-    pytest.skip(f"`signalwire` is not signalwire-sdk 3.x; {_SKIP_REASON}", allow_module_level=True)
-websockets: Any = pytest.importorskip("websockets", reason=_SKIP_REASON)
-
-ROOT = Path(__file__).absolute().parent.parent  # this checkout
-PROJECT = "interop-project"
-TOKEN = "interop-token"
-FROM = "+15550000001"
 ANSWERS = "+15550000002"
 SLOW = "+15550000003"  # answers after SLOW_ANSWER seconds
 SLOW_ANSWER = 2.0
@@ -65,8 +54,6 @@ SCENARIO = {
     },
 }
 DROP_PING = "1.5"  # seconds: well after the first dial of the resume test is answered
-URL_WAIT = 15.0  # seconds for the simulator to print its URL
-STEP = 10.0  # seconds for any one SDK operation
 
 
 @pytest.fixture
@@ -74,84 +61,10 @@ def anyio_backend() -> str:
     return "asyncio"  # the official SDK is asyncio-only
 
 
-def _read_line(stream: Any, timeout: float) -> str | None:
-    """``stream.readline()`` bounded by ``timeout`` (None when nothing came in time)."""
-    box: list[str] = []
-    reader = threading.Thread(target=lambda: box.append(stream.readline()), daemon=True)
-    reader.start()
-    reader.join(timeout)
-    return box[0] if box else None
-
-
-class Served:
-    """A ``relay serve --verbose`` subprocess: its URL, and its stderr lines as they come
-    (``--verbose`` prints one when a socket opens a session and when one closes)."""
-
-    def __init__(self, proc: subprocess.Popen[str], url: str) -> None:
-        self.proc = proc
-        self.url = url
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.seen: list[str] = []
-        assert proc.stderr is not None
-        threading.Thread(target=self._pump, args=(proc.stderr,), daemon=True).start()
-
-    def _pump(self, stream: Any) -> None:
-        for line in stream:
-            self.lines.put(line.rstrip("\n"))
-
-    async def next_line(self, within: float = STEP) -> str:
-        """The next stderr line, waited for at most ``within`` seconds (off the loop, so
-        the SDK keeps running, answering pings)."""
-
-        def get() -> str:
-            try:
-                return self.lines.get(timeout=within)
-            except queue.Empty:
-                raise AssertionError(f"no simulator line in {within} s; saw {self.seen}") from None
-
-        line = await anyio.to_thread.run_sync(get)
-        self.seen.append(line)
-        return line
-
-
-@contextmanager
-def _serve(workdir: Path, scenario: dict[str, Any], *extra: str) -> Iterator[Served]:
-    """``python -m relay_anyio serve --verbose ...`` from this worktree, in a subprocess."""
-    path = workdir / f"scenario-{len(list(workdir.iterdir()))}.json"
-    path.write_text(json.dumps(scenario), encoding="utf-8")
-    command = [sys.executable, "-m", "relay_anyio", "serve", "--listen", "127.0.0.1:0"]
-    command += ["--project", PROJECT, "--token", TOKEN, "--scenario", str(path), "--verbose"]
-    # This checkout's sources, whatever an editable install of another checkout says.
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-    }
-    proc = subprocess.Popen(
-        [*command, *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-    )
-    try:
-        line = _read_line(proc.stdout, URL_WAIT)
-        if not line or not line.startswith("ws://"):
-            proc.kill()
-            _, err = proc.communicate(timeout=5)
-            raise AssertionError(f"simulator printed {line!r} (exit {proc.poll()}); stderr:\n{err}")
-        yield Served(proc, line.strip())
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
-
-
 @pytest.fixture(scope="module")
 def simulator_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One simulator for the tests that need nothing special; yields its ws:// URL."""
-    with _serve(tmp_path_factory.mktemp("interop"), SCENARIO) as served:
+    with serve(tmp_path_factory.mktemp("interop"), SCENARIO) as served:
         yield served.url
 
 
@@ -160,39 +73,22 @@ def workdir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-@pytest.fixture
-def plain_ws(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture(name="plain_ws")
+def plain_ws_fixture(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make the SDK's hard-coded ``wss://{host}`` dial ``ws://{host}`` (test-only)."""
-
-    async def connect(uri: str, **kwargs: Any) -> Any:
-        assert uri.startswith("wss://"), uri
-        assert kwargs.get("ssl") is None, "SIGNALWIRE_RELAY_CA_FILE must be unset here"
-        kwargs.pop("ssl", None)
-        return await websockets.connect("ws://" + uri.removeprefix("wss://"), **kwargs)
-
-    shim = types.SimpleNamespace(connect=connect, exceptions=websockets.exceptions)
-    monkeypatch.setattr(sw_client, "websockets", shim)
-    monkeypatch.delenv("SIGNALWIRE_RELAY_CA_FILE", raising=False)
-
-
-def _phone(to_number: str) -> dict[str, Any]:
-    return {"type": "phone", "params": {"to_number": to_number, "from_number": FROM, "timeout": 30}}
-
-
-def _client(url: str, *, token: str = TOKEN) -> Any:
-    return sw_client.RelayClient(project=PROJECT, token=token, host=url.removeprefix("ws://"))
+    plain_ws(monkeypatch)
 
 
 @pytest.mark.anyio
 @pytest.mark.usefixtures("plain_ws")
 async def test_official_sdk_dials_plays_and_hangs_up(simulator_url: str) -> None:
-    client = _client(simulator_url)
+    client = make_client(simulator_url)
     with anyio.fail_after(30):
         try:
             await client.connect()
             assert client.relay_protocol.startswith("signalwire_")
 
-            call = await client.dial([[_phone(ANSWERS)]], tag="interop-tag-1", dial_timeout=STEP)
+            call = await client.dial([[phone(ANSWERS)]], tag="interop-tag-1", dial_timeout=STEP)
             assert call.call_id
             assert call.node_id
             assert call.tag == "interop-tag-1"
@@ -219,12 +115,12 @@ async def test_official_sdk_dials_plays_and_hangs_up(simulator_url: str) -> None
 @pytest.mark.anyio
 @pytest.mark.usefixtures("plain_ws")
 async def test_official_sdk_serial_failover_and_failed_dial(simulator_url: str) -> None:
-    client = _client(simulator_url)
+    client = make_client(simulator_url)
     with anyio.fail_after(30):
         try:
             await client.connect()
             # [[busy], [answers]]: the first group fails, the second one wins.
-            call = await client.dial([[_phone(BUSY)], [_phone(ANSWERS)]], dial_timeout=STEP)
+            call = await client.dial([[phone(BUSY)], [phone(ANSWERS)]], dial_timeout=STEP)
             assert call.state == "answered"
             assert call.device["params"]["to_number"] == ANSWERS
             await call.hangup()
@@ -232,7 +128,7 @@ async def test_official_sdk_serial_failover_and_failed_dial(simulator_url: str) 
 
             # [[busy, unreachable]]: every leg fails, the dial event says "failed".
             with pytest.raises(sw_client.RelayError, match="Dial failed"):
-                await client.dial([[_phone(BUSY), _phone(UNREACHABLE)]], dial_timeout=STEP)
+                await client.dial([[phone(BUSY), phone(UNREACHABLE)]], dial_timeout=STEP)
         finally:
             await client.disconnect()
 
@@ -240,7 +136,7 @@ async def test_official_sdk_serial_failover_and_failed_dial(simulator_url: str) 
 @pytest.mark.anyio
 @pytest.mark.usefixtures("plain_ws")
 async def test_official_sdk_sees_our_authentication_error(simulator_url: str) -> None:
-    client = _client(simulator_url, token="wrong-token")
+    client = make_client(simulator_url, token="wrong-token")
     with anyio.fail_after(30):
         try:
             with pytest.raises(sw_client.RelayError) as caught:
@@ -263,14 +159,14 @@ async def test_official_sdk_answers_server_pings(
     the observable does see a missing pong."""
     interval, timeout = str(PING_INTERVAL), str(PING_TIMEOUT)
     with (
-        _serve(workdir, SCENARIO, "--ping-interval", interval, "--ping-timeout", timeout) as sim,
+        serve(workdir, SCENARIO, "--ping-interval", interval, "--ping-timeout", timeout) as sim,
         anyio.fail_after(30),
     ):
-        client = _client(sim.url)
+        client = make_client(sim.url)
         try:
             await client.connect()
             assert await sim.next_line() == "relay serve: socket 1 connected: session new"
-            call = await client.dial([[_phone(SLOW)]], dial_timeout=STEP)
+            call = await client.dial([[phone(SLOW)]], dial_timeout=STEP)
             assert call.state == "answered"
             await call.hangup()
             await call.wait_for_ended(timeout=STEP)
@@ -281,7 +177,7 @@ async def test_official_sdk_answers_server_pings(
         async def no_pong(req_id: str) -> None:
             pass
 
-        silent = _client(sim.url)
+        silent = make_client(sim.url)
         monkeypatch.setattr(silent, "_send_pong", no_pong)
         try:
             await silent.connect()
@@ -309,12 +205,12 @@ async def test_official_sdk_run_loop_reconnects_and_resumes(workdir: Path) -> No
     pending at a drop, known defect 2; none is pending here.)"""
     scenario = {**SCENARIO, "faults": {"drop_after_frames": 9}}
     loop = asyncio.get_running_loop()
-    with _serve(workdir, scenario, "--ping-interval", DROP_PING) as sim, anyio.fail_after(30):
-        client = _client(sim.url)
+    with serve(workdir, scenario, "--ping-interval", DROP_PING) as sim, anyio.fail_after(30):
+        client = make_client(sim.url)
         runner = asyncio.ensure_future(client._run_forever())
         try:
             assert await sim.next_line() == "relay serve: socket 1 connected: session new"
-            first = await client.dial([[_phone(ANSWERS)]], dial_timeout=STEP)
+            first = await client.dial([[phone(ANSWERS)]], dial_timeout=STEP)
             assert first.state == "answered"
             protocol = client.relay_protocol  # set by then: the dial waited for the connect
             assert protocol.startswith("signalwire_")
@@ -327,7 +223,7 @@ async def test_official_sdk_run_loop_reconnects_and_resumes(workdir: Path) -> No
             await first.hangup()
             ended = await first.wait_for_ended(timeout=STEP)
             assert ended.params["end_reason"] == "hangup"
-            second = await client.dial([[_phone(ANSWERS)]], dial_timeout=STEP)
+            second = await client.dial([[phone(ANSWERS)]], dial_timeout=STEP)
             assert second.state == "answered"
             await second.hangup()
             await second.wait_for_ended(timeout=STEP)
@@ -352,8 +248,8 @@ async def test_official_sdk_connect_path_resumes_only_when_the_app_reconnects(
     ``connect()`` while the old reader is still finishing would have that reader mark the
     new connection closed.)"""
     scenario = {**SCENARIO, "faults": {"drop_after_frames": 2}}
-    with _serve(workdir, scenario) as sim, anyio.fail_after(30):
-        client = _client(sim.url)
+    with serve(workdir, scenario) as sim, anyio.fail_after(30):
+        client = make_client(sim.url)
         try:
             await client.connect()
             protocol = client.relay_protocol
@@ -362,7 +258,7 @@ async def test_official_sdk_connect_path_resumes_only_when_the_app_reconnects(
             assert line == "relay serve: socket 1 closed by the simulator: drop fault"
             await client._recv_task  # the SDK's reader ends when it sees the close
 
-            dial = asyncio.ensure_future(client.dial([[_phone(ANSWERS)]], dial_timeout=STEP))
+            dial = asyncio.ensure_future(client.dial([[phone(ANSWERS)]], dial_timeout=STEP))
             await asyncio.sleep(0)  # one loop turn: the dial runs up to its request...
             assert len(client._execute_queue) == 1  # ...which is queued until a connect
             assert sim.lines.empty()  # no reconnect of its own (so far)

@@ -165,6 +165,9 @@ async def test_the_control_socket_injects_and_reports() -> None:
                 stats = await control.ask(op="stats")
                 live = await control.ask(op="calls", live=True)
                 every = await control.ask(op="calls")
+                actions = await control.ask(op="actions")
+                moving = await control.ask(op="messages", live=True)
+                messages = await control.ask(op="messages")
             assert calls["ok"] is True
             assert len(calls["call_ids"]) == 1
             assert len(two["call_ids"]) == 2
@@ -173,6 +176,7 @@ async def test_the_control_socket_injects_and_reports() -> None:
             assert (message.body, message.tags) == ("hi", ("t",))
             assert stats["connections"] == 2
             assert stats["live_calls"] == stats["calls"] == 3
+            assert (stats["live_actions"], stats["live_messages"]) == (0, 0)
             assert stats["states"] == {"created": 3}
             assert sorted(stats["inbound_by_session"].values()) == [1, 2]
             assert list(stats["messages_by_session"].values()) == [1]
@@ -181,6 +185,22 @@ async def test_the_control_socket_injects_and_reports() -> None:
             assert [c["call_id"] for c in every["calls"]] == ids
             assert {c["state"] for c in every["calls"]} == {"created"}
             assert {c["context"] for c in every["calls"]} == {"office"}
+            legs = {(c.call_id, c.node_id, c.tag) for c in sim.all_calls()}
+            assert {(c["call_id"], c["node_id"], c["tag"]) for c in every["calls"]} == legs
+            assert actions == {"ok": True, "actions": []}
+            assert moving == {"ok": True, "messages": []}  # an inbound message is not "moving"
+            assert messages["messages"] == [
+                {
+                    "message_id": message.message_id,
+                    "direction": "inbound",
+                    "state": "received",
+                    "reason": None,
+                    "context": "office",
+                    "protocol": message.protocol,
+                    "from": A,
+                    "to": B,
+                }
+            ]
 
 
 BAD_REQUESTS = [
@@ -230,6 +250,7 @@ BAD_REQUESTS = [
         id="message-number",
     ),
     pytest.param(b'{"op": "calls", "live": 1}\n', "'live'", id="live-not-bool"),
+    pytest.param(b'{"op": "messages", "live": "yes"}\n', "'live'", id="messages-live-not-bool"),
 ]
 
 

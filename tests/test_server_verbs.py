@@ -89,6 +89,15 @@ def test_record_finishes_after_the_talk_and_the_end_silence() -> None:
     assert cmd(peer, "calling.record.stop", call_id, 5.0, control_id="R") == [("result", "404")]
 
 
+def test_record_reply_carries_its_control_id_and_url() -> None:
+    """As the real server's reply: the recording's url is known at once."""
+    peer = peer_with()
+    call_id = up(peer)
+    frames = peer.call_cmd("calling.record", call_id, 1.0, control_id="R", record={"audio": AUDIO})
+    (reply,) = [frame["result"] for frame in frames if "result" in frame]
+    assert reply == {"code": "200", "message": "Recording", "control_id": "R", "url": URL}
+
+
 @pytest.mark.parametrize(
     ("audio", "deadline"),
     [({"terminators": "#"}, 3.0), ({}, 4.0), ({"end_silence_timeout": 0}, 3.0)],

@@ -116,7 +116,9 @@ def _record(actions: Actions, call: Leg, params: JSONObject, now: float) -> JSON
         if script.end == "silence" or not audio.get("terminators"):
             talk += seconds_param("end_silence_timeout", audio.get("end_silence_timeout"), 1.0)
         actions.arm(action, now + talk, action.done)
-    return reply("Recording")
+    # As the real server's reply does (the official SDKs' fixtures and wire types): the
+    # recording's control_id and url come back at once, not only with its events.
+    return {**reply("Recording"), "control_id": control_id, "url": action.url}
 
 
 def _record_control(pause: bool) -> Handler:
