@@ -335,15 +335,3 @@ def test_a_failed_send_keeps_holding_while_another_is_in_flight() -> None:
     assert [type(e) for e in c.feed(error(rid, 500, "no"))] == [RequestFailed]
     events = c.feed(result(rid2, {"code": "200", "message": "ok", "message_id": "M2"}))
     assert [type(e) for e in events] == [RequestSucceeded, MessageStateChanged]
-
-
-def test_final_message_ids_are_remembered_bounded() -> None:
-    c = Client()
-    c.connect()
-    for n in range(1025):
-        rid, _ = send(c, body="x")
-        c.feed(result(rid, {"code": "200", "message": "ok", "message_id": f"M{n}"}))
-        state_event(c, f"M{n}", "delivered")
-    assert state_event(c, "M1024", "delivered") == []
-    [forgotten] = state_event(c, "M0", "delivered")  # the oldest id is forgotten
-    assert forgotten.done
