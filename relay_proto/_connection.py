@@ -45,7 +45,7 @@ from ._errors import LocalProtocolError, RemoteProtocolError
 from ._events import CallInfo, Event, MaxDurationReached, SessionState
 from ._ids import counter_ids, uuid4
 from ._liveness import Liveness
-from ._reading import read_event
+from ._reading import read_other_event, unreadable
 from ._records import EndLeg, Intent, TrackedCall
 from ._requests import PendingRequest, RequestTable
 from ._session import Session
@@ -337,7 +337,7 @@ class ClientConnection:
 
     def receive(self, text: str | bytes, *, now: float) -> list[Event]:
         """Process one text message. Raises ``RemoteProtocolError`` and nothing else."""
-        self._liveness.heard(now)
+        self._liveness.last_heard = now
         message = wire.parse(text)
         events: list[Event] = []
         if isinstance(message, wire.Request):
@@ -351,9 +351,25 @@ class ClientConnection:
             # Nine frames in ten: acked, then read (an unreadable one is reported, not raised).
             if message.id is not None:
                 self._outbox.append(wire.encode_ack(message.id))
-            intents = read_event(message.params, self._tracker, self._session, now, events)
-            if intents:
-                self._apply(intents, events)
+            # The tracker's events go to their handler from here (reason: no reader call
+            # between on the hot path); ``_reading`` takes the rest and what is refused.
+            envelope = message.params
+            if type(envelope) is dict:
+                event_type, inner = envelope.get("event_type"), envelope.get("params")
+                if type(event_type) is str and type(inner) is dict:
+                    handler = self._tracker.handlers.get(event_type)
+                    if handler is not None:
+                        stamp = envelope.get("timestamp")  # a float but in odd cases
+                        stamp = stamp if type(stamp) is float else wire.timestamp(stamp)
+                        intents: list[Intent] = []
+                        try:
+                            handler(inner, stamp, now, events, intents)
+                        except RemoteProtocolError as exc:  # it changed nothing: reported
+                            events.append(unreadable(event_type, exc, inner))
+                        if intents:
+                            self._apply(intents, events)
+                        return events
+            read_other_event(envelope, self._session, events)
         elif message.id is None:
             raise RemoteProtocolError(f"error reply without an id: {message.message!r}")
         else:
