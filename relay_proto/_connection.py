@@ -45,7 +45,7 @@ from ._errors import LocalProtocolError, RemoteProtocolError
 from ._events import CallInfo, Event, MaxDurationReached, SessionState
 from ._ids import counter_ids, uuid4
 from ._liveness import Liveness
-from ._reading import read_other_event, unreadable
+from ._reading import answer_request, read_other_event, unreadable
 from ._records import EndLeg, Intent, TrackedCall
 from ._requests import PendingRequest, RequestTable
 from ._session import Session
@@ -342,19 +342,12 @@ class ClientConnection:
         events: list[Event] = []
         if isinstance(message, wire.Request):
             if message.method != "signalwire.event":
-                reply, disconnect = self._session.answer(message)
-                if reply is not None:
-                    self._outbox.append(reply)
-                if disconnect is not None:
-                    events.append(disconnect)
+                answer_request(message, self._session, self._outbox, events)
                 return events
-            # Nine frames in ten: acked, then read (an unreadable one is reported, not raised).
-            if message.id is not None:
+            if message.id is not None:  # nine frames in ten: acked, then read, never raised
                 self._outbox.append(wire.encode_ack(message.id))
-            # The tracker's events go to their handler from here (reason: no reader call
-            # between on the hot path); ``_reading`` takes the rest and what is refused.
-            envelope = message.params
-            if type(envelope) is dict:
+            # Routed here (reason: no call between on the hot path); ``_reading`` does the rest.
+            if type(envelope := message.params) is dict:
                 event_type, inner = envelope.get("event_type"), envelope.get("params")
                 if type(event_type) is str and type(inner) is dict:
                     handler = self._tracker.handlers.get(event_type)
@@ -395,14 +388,12 @@ class ClientConnection:
         """Turn the tracker's intents into frames (and the events that report them)."""
         for intent in intents:
             if isinstance(intent, EndLeg):
-                params = {"node_id": intent.node_id, "call_id": intent.call_id}
-                params["reason"] = intent.reason
-                request = PendingRequest(
-                    "calling.end", call_id=intent.call_id, surface=False, resend=params
-                )
+                call_id = intent.call_id
+                params = {"node_id": intent.node_id, "call_id": call_id, "reason": intent.reason}
+                request = PendingRequest("calling.end", call_id, surface=False, resend=params)
                 request_id = self._request(request, params)
                 if intent.max_duration:
-                    events.append(MaxDurationReached(call_id=intent.call_id, request_id=request_id))
+                    events.append(MaxDurationReached(call_id=call_id, request_id=request_id))
             else:
                 self._requests.withdraw_unsent(intent.request_id)
 
