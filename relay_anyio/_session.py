@@ -15,11 +15,11 @@ Inside ``async with client:`` the session holds one task group with:
 Invariants:
 
 * The session keeps no protocol state of its own. Its call registry (call_id -> ``Call``)
-  is changed only in ``_apply``, one exhaustive ``match`` over the core's events: a call
-  enters on ``DialAnswered`` / ``InboundCall`` and leaves on its ``ENDED`` state or
-  ``CallLost``, so its keys follow the core's live calls. A ``Call`` abandoned by a
-  cancelled dial, or a refused inbound one, is finished at once (user code never holds
-  it) and leaves the registry when the core reports its end.
+  is changed only by ``dispatch`` and ``_apply`` (one exhaustive ``match``) over the
+  core's events: a call enters on ``DialAnswered`` / ``InboundCall`` and leaves on its
+  ``ENDED`` state or ``CallLost``, so its keys follow the core's live calls. A ``Call``
+  abandoned by a cancelled dial, or a refused inbound one, is finished at once (user code
+  never holds it) and leaves the registry when the core reports its end.
 * Core state is updated synchronously before any ``await``; the core's outbox is drained
   inside the socket's write lock, so wire order is state order. One write per drain.
   The read loop flushes inline after each batch it reads (acks first, and reading slows
@@ -377,25 +377,29 @@ class Session:
 
     def dispatch(self, events: list[Event]) -> None:
         """Act on the core's events, in order, after the ``on_event`` hook saw each."""
-        hook = self._on_event
+        hook, calls = self._on_event, self._calls
         for event in events:
             if hook is not None:
                 try:
                     hook(event)
                 except Exception:
                     logger.exception("on_event hook raised")
-            self._apply(event)
+            if type(event) is CallStateChanged:  # most events: applied here (no call)
+                call = calls.get(event.call_id)
+                if call is not None:
+                    call.apply_state(event.state, event.end_reason)
+                    if event.state is CallState.ENDED:
+                        del calls[event.call_id]
+            else:
+                self._apply(event)
 
     def _apply(self, event: Event) -> None:
-        """The one place where events change the session: slots, the call registry, the
-        ``Call`` and ``PlayAction`` objects, the link."""
+        """With ``dispatch`` (which applies ``CallStateChanged``, the most frequent event,
+        inline), the one place where events change the session: slots, the call registry,
+        the ``Call`` and ``PlayAction`` objects, the link."""
         match event:
-            case CallStateChanged(call_id=call_id, state=state):
-                call = self._calls.get(call_id)
-                if call is not None:
-                    call.apply_state(state, event.end_reason)
-                    if state is CallState.ENDED:
-                        del self._calls[call_id]
+            case CallStateChanged():
+                pass  # applied by ``dispatch`` itself, inline: the most frequent event
             case PlayStateChanged(call_id=call_id):
                 call = self._calls.get(call_id)
                 if call is not None:
