@@ -83,7 +83,7 @@ from ._inbound import Inbound
 from ._link import Link, TransportFactory
 from ._options import Limits, Reconnect, Timeouts
 from ._timer import TimerTask
-from ._waiters import Slot
+from ._waiters import Slot, event_factory
 
 logger = logging.getLogger("relay_anyio")
 
@@ -126,6 +126,7 @@ class Session:
         self._requests: dict[str, Slot[JSONObject]] = {}
         self._calls: dict[str, Call] = {}
         self._write_wanted = anyio.Event()
+        self._new_event: Callable[[], anyio.Event] = anyio.Event  # the loop's own, once started
         self._timer = TimerTask(core, self.dispatch, self._want_write)
 
     # ------------------------------------------------------------------ what the link needs
@@ -166,6 +167,7 @@ class Session:
         if self._used:
             raise RuntimeError("a RelayClient is used once: it is not reentrant or reusable")
         self._used = True
+        self._new_event = event_factory()
         stack = AsyncExitStack()
         stack.callback(self.inbound.close)
         tg = await stack.enter_async_context(anyio.create_task_group())
@@ -268,7 +270,7 @@ class Session:
             tag = self._core.dial(devices, now=anyio.current_time(), **options)
         except LocalProtocolError as exc:
             raise ConfigurationError(str(exc)) from None
-        slot: Slot[DialOutcome] = Slot()
+        slot: Slot[DialOutcome] = Slot(self._new_event())
         self._dials[tag] = slot
         self.poke_timer()
         self._want_write()
@@ -310,7 +312,7 @@ class Session:
         result (no open check). On expiry only this request fails: the socket stays up and
         a late reply finds no slot, so it is dropped."""
         request_id = start(self._core)
-        slot: Slot[JSONObject] = Slot()
+        slot: Slot[JSONObject] = Slot(self._new_event())
         self._requests[request_id] = slot
         self._want_write()
         self._timer.expire_at(
@@ -358,7 +360,7 @@ class Session:
         with scope:
             while True:
                 await self._write_wanted.wait()
-                self._write_wanted = anyio.Event()
+                self._write_wanted = self._new_event()
                 await self.flush()
 
     async def flush(self) -> None:
