@@ -338,16 +338,13 @@ class ClientConnection:
     def receive(self, text: str | bytes, *, now: float) -> list[Event]:
         """Process one text message. Raises ``RemoteProtocolError`` and nothing else."""
         self._liveness.last_heard = now
-        message = wire.parse(text)
+        message = wire.parse(text, raw_events=True)
         events: list[Event] = []
-        if isinstance(message, wire.Request):
-            if message.method != "signalwire.event":
-                answer_request(message, self._session, self._outbox, events)
-                return events
-            if message.id is not None:  # nine frames in ten: acked, then read, never raised
-                self._outbox.append(wire.encode_ack(message.id))
+        if isinstance(message, dict):  # a signalwire.event, nine frames in ten: acked, then
+            if (event_id := message.get("id")) is not None:  # read, never raised
+                self._outbox.append(wire.encode_ack(event_id))
             # Routed here (reason: no call between on the hot path); ``_reading`` does the rest.
-            if type(envelope := message.params) is dict:
+            if type(envelope := message.get("params")) is dict:
                 event_type, inner = envelope.get("event_type"), envelope.get("params")
                 if type(event_type) is str and type(inner) is dict:
                     handler = self._tracker.handlers.get(event_type)
@@ -363,6 +360,8 @@ class ClientConnection:
                             self._apply(intents, events)
                         return events
             read_other_event(envelope, self._session, events)
+        elif isinstance(message, wire.Request):
+            answer_request(message, self._session, self._outbox, events)
         elif message.id is None:
             raise RemoteProtocolError(f"error reply without an id: {message.message!r}")
         else:
