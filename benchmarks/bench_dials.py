@@ -9,7 +9,9 @@ Reported per backend, after a warm-up: dials/s (wall clock), p50/p99 latency of 
 ``dial()`` call, client CPU per dial (``time.process_time()`` of this process over the
 measured part, divided by dials) and how busy each process was (CPU seconds per wall
 second: about 1.0 means that process is the bottleneck). The simulator's CPU comes from
-``/proc/<pid>/stat`` where there is one.
+``/proc/<pid>/stat`` where there is one. ``of sys`` is the part of the client's CPU spent in
+the kernel (mostly socket calls, which on loopback include the peer's TCP work): it varies
+most from run to run, so compare the user part (``us/dial`` minus ``of sys``) too.
 
 Run: ``python benchmarks/bench_dials.py [--backend asyncio|trio|both] [--dials 5000]
 [--concurrency 200] [--profile]``. Loopback only; everything is bounded by ``--timeout``.
@@ -125,6 +127,8 @@ class Result:
     wall: float
     cpu: float
     server_cpu: float | None
+    #: Of ``cpu``, the part spent in the kernel (socket calls; the noisiest part).
+    system: float
     latencies: list[float]
 
     def line(self) -> str:
@@ -142,7 +146,8 @@ class Result:
         return (
             f"{self.backend:<8}{self.dials:>6}{self.dials / self.wall:>9,.0f}"
             f"{pct(0.5):>8.1f}{pct(0.99):>8.1f}"
-            f"{self.cpu / self.dials * 1e6:>9.0f}{self.cpu / self.wall:>7.2f}{server}"
+            f"{self.cpu / self.dials * 1e6:>9.0f}{self.system / self.dials * 1e6:>7.0f}"
+            f"{self.cpu / self.wall:>7.2f}{server}"
         )
 
     def ceiling(self) -> str:
@@ -159,9 +164,9 @@ class Result:
 
 
 HEADER = (
-    f"{'':<8}{'':>6}{'':>9}{'latency ms':>16}{'client':>16}{'simulator':>16}\n"
+    f"{'':<8}{'':>6}{'':>9}{'latency ms':>16}{'client':>23}{'simulator':>16}\n"
     f"{'backend':<8}{'dials':>6}{'dials/s':>9}{'p50':>8}{'p99':>8}"
-    f"{'us/dial':>9}{'busy':>7}{'us/dial':>9}{'busy':>7}"
+    f"{'us/dial':>9}{'of sys':>7}{'busy':>7}{'us/dial':>9}{'busy':>7}"
 )
 
 
@@ -205,7 +210,7 @@ async def run_client(
         gc.collect()
         latencies: list[float] = []
         server_cpu = server.cpu_seconds()
-        cpu, wall = time.process_time(), time.perf_counter()
+        cpu, wall, system = time.process_time(), time.perf_counter(), os.times().system
         if profiler is not None:
             profiler.enable()
         try:
@@ -215,9 +220,10 @@ async def run_client(
                 profiler.disable()
         wall = time.perf_counter() - wall
         cpu = time.process_time() - cpu
+        system = os.times().system - system
         server_after = server.cpu_seconds()
     sim = None if server_cpu is None or server_after is None else server_after - server_cpu
-    return Result(backend, dials, wall, cpu, sim, latencies)
+    return Result(backend, dials, wall, cpu, sim, system, latencies)
 
 
 # ------------------------------------------------------------------ profile summary

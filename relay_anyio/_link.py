@@ -244,6 +244,7 @@ class Link:
     ) -> None:
         owner = self._owner
         core = owner.core
+        receive = core.receive
         redact_events = self._redactor.events
         while True:
             try:
@@ -252,25 +253,47 @@ class Link:
                 logger.warning("server broke the protocol: %s", exc)
                 continue
             now = anyio.current_time()
-            for text in texts:
-                try:
-                    events = redact_events(core.receive(text, now=now))
-                except RemoteProtocolError as exc:
-                    logger.warning("server broke the protocol: %s", self._redactor.text(str(exc)))
-                    continue
-                for event in events:
-                    if isinstance(event, Connected):
-                        scope.deadline = math.inf
-                        ready()
-                    elif isinstance(event, ConnectFailed):
-                        if event.retry_fresh:
-                            core.connect(now=now)
-                        elif event.code == AUTHENTICATION_FAILED:
-                            raise AuthenticationError(event.message, code=event.code)
-                        else:  # any other refusal is the server's trouble: try again later
-                            raise ConnectionLostError(
-                                f"signalwire.connect refused: {event.message}", code=event.code
-                            )
-                owner.dispatch(events)
+            if core.state is SessionState.READY:
+                # The usual batch: no connect is outstanding, so no frame here can answer
+                # one; the frames' events are masked and dispatched once per read.
+                events: list[Event] = []
+                for text in texts:
+                    try:
+                        events += receive(text, now=now)
+                    except RemoteProtocolError as exc:
+                        self._protocol_error(exc)
+                if events:
+                    owner.dispatch(redact_events(events))
+            else:
+                for text in texts:
+                    self._receive_connecting(text, now, ready, scope)
             owner.poke_timer()
             await owner.flush()
+
+    def _receive_connecting(
+        self, text: str, now: float, ready: Callable[[], None], scope: anyio.CancelScope
+    ) -> None:
+        """One frame while the session is not READY: a connect reply may be among them."""
+        core = self._owner.core
+        try:
+            events = self._redactor.events(core.receive(text, now=now))
+        except RemoteProtocolError as exc:
+            self._protocol_error(exc)
+            return
+        for event in events:
+            if isinstance(event, Connected):
+                scope.deadline = math.inf
+                ready()
+            elif isinstance(event, ConnectFailed):
+                if event.retry_fresh:
+                    core.connect(now=now)
+                elif event.code == AUTHENTICATION_FAILED:
+                    raise AuthenticationError(event.message, code=event.code)
+                else:  # any other refusal is the server's trouble: try again later
+                    raise ConnectionLostError(
+                        f"signalwire.connect refused: {event.message}", code=event.code
+                    )
+        self._owner.dispatch(events)
+
+    def _protocol_error(self, exc: RemoteProtocolError) -> None:
+        logger.warning("server broke the protocol: %s", self._redactor.text(str(exc)))

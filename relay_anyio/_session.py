@@ -1,35 +1,28 @@
 """``Session``: the core driven over sockets, with its tasks, for one ``RelayClient``.
 
-Inside ``async with client:`` the session holds one task group with:
-
-* the supervisor (``_link.Link.supervise``), started with ``tg.start`` so the first
-  handshake's failure reaches ``__aenter__`` directly: it connects, runs the socket's read
-  loop, and reconnects with backoff and jitter, resuming the session;
-* the timer task, which sleeps until the core's next deadline (dial timeouts, tombstones,
-  max_duration, pings, silence watchdog), runs ``handle_timer`` and wakes the writer: it
-  never writes itself, so a slow write cannot delay a timer;
-* the writer task, which drains the core's outbox into one socket write whenever a
-  command asks (under load many commands share one drain and one write);
-* inbound call handlers registered with ``on_call`` (at most ``max_handlers``, ``_inbound``).
+Inside ``async with client:`` the session holds one task group with: the supervisor
+(``_link.Link.supervise``, started with ``tg.start`` so the first handshake's failure reaches
+``__aenter__``: it connects, runs the read loop, reconnects with backoff and jitter and
+resumes); the timer task (sleeps until the core's next deadline, runs ``handle_timer``, wakes
+the writer: it never writes, so a slow write cannot delay a timer); the writer task (drains
+the core's outbox into one socket write whenever a command asks); the ``on_call`` handlers
+(at most ``max_handlers``, ``_inbound``).
 
 Invariants:
 
 * The session keeps no protocol state of its own. Its call registry (call_id -> ``Call``)
-  is changed only in ``_apply``, one exhaustive ``match`` over the core's events: a call
-  enters on ``DialAnswered`` / ``InboundCall`` and leaves on its ``ENDED`` state or
-  ``CallLost``, so its keys follow the core's live calls. A ``Call`` abandoned by a
-  cancelled dial, or a refused inbound one, is finished at once (user code never holds
-  it) and leaves the registry when the core reports its end.
-* Core state is updated synchronously before any ``await``; the core's outbox is drained
-  inside the socket's write lock, so wire order is state order. One write per drain.
-  The read loop flushes inline after each batch it reads (acks first, and reading slows
-  down when writing does: backpressure); commands wake the writer.
+  is changed only by ``dispatch`` and ``_apply`` (one exhaustive ``match``) over the
+  core's events: a call enters on ``DialAnswered`` / ``InboundCall`` and leaves on its
+  ``ENDED`` state or ``CallLost``, so its keys follow the core's live calls. A ``Call`` of a
+  cancelled dial, or a refused inbound one, is finished at once and leaves with its end.
+* Core state is updated synchronously before any ``await``; the outbox is drained inside the
+  socket's write lock (wire order is state order; one write per drain). The read loop
+  flushes inline after each read (acks first; backpressure); commands wake the writer.
 * User coroutines wait on per-request slots (dial by tag, request by id), never on a
   shared queue, and never longer than ``request_timeout`` for a reply (a dial: its
   ``dial_timeout``); the read loop never waits on user code.
-* A cancelled ``dial()`` calls ``cancel_dial`` (the core queues ``calling.end`` for every
-  leg), wakes the writer and re-raises at once: the hang-ups go out from the writer task,
-  which the caller's cancellation does not reach.
+* A cancelled ``dial()`` calls ``cancel_dial`` (``calling.end`` for every leg), wakes the
+  writer and re-raises: the hang-ups go out from the writer, out of the caller's reach.
 * Internal failures are stored and re-raised from the user's next call; no task escapes
   the task group and no ``ExceptionGroup`` leaves ``async with`` in ordinary failures.
 """
@@ -88,7 +81,7 @@ from ._link import Link, TransportFactory
 from ._options import Limits, Reconnect, Timeouts
 from ._surface import Surface
 from ._timer import TimerTask
-from ._waiters import Slot
+from ._waiters import Slot, event_factory
 
 logger = logging.getLogger("relay_anyio")
 
@@ -133,6 +126,7 @@ class Session:
         self._calls: dict[str, Call] = {}
         self.surface = Surface(self, self._calls, core, limits)
         self._write_wanted = anyio.Event()
+        self._new_event: Callable[[], anyio.Event] = anyio.Event  # the loop's own, once started
         self._timer = TimerTask(core, self.dispatch, self._want_write)
 
     # ------------------------------------------------------------------ what the link needs
@@ -173,6 +167,7 @@ class Session:
         if self._used:
             raise RuntimeError("a RelayClient is used once: it is not reentrant or reusable")
         self._used = True
+        self._new_event = event_factory()
         stack = AsyncExitStack()
         stack.callback(self.inbound.close)
         stack.callback(self.surface.close)
@@ -278,7 +273,7 @@ class Session:
             tag = self._core.dial(devices, now=anyio.current_time(), **options)
         except LocalProtocolError as exc:
             raise ConfigurationError(str(exc)) from None
-        slot: Slot[DialOutcome] = Slot()
+        slot: Slot[DialOutcome] = Slot(self._new_event())
         self._dials[tag] = slot
         self.poke_timer()
         self._want_write()
@@ -320,7 +315,7 @@ class Session:
         result (no open check). On expiry only this request fails: the socket stays up and
         a late reply finds no slot, so it is dropped."""
         request_id = start(self._core)
-        slot: Slot[JSONObject] = Slot()
+        slot: Slot[JSONObject] = Slot(self._new_event())
         self._requests[request_id] = slot
         self._want_write()
         self._timer.expire_at(
@@ -369,7 +364,7 @@ class Session:
         with scope:
             while True:
                 await self._write_wanted.wait()
-                self._write_wanted = anyio.Event()
+                self._write_wanted = self._new_event()
                 await self.flush()
 
     async def flush(self) -> None:
@@ -388,28 +383,33 @@ class Session:
 
     def dispatch(self, events: list[Event]) -> None:
         """Act on the core's events, in order, after the ``on_event`` hook saw each."""
-        hook = self._on_event
+        hook, calls = self._on_event, self._calls
         for event in events:
             if hook is not None:
                 try:
                     hook(event)
                 except Exception:
                     logger.exception("on_event hook raised")
-            self._apply(event)
+            if type(event) is CallStateChanged:  # most events: applied here (no call)
+                call = calls.get(event.call_id)
+                if call is not None:
+                    call.apply_state(event.state, event.end_reason)
+                    if event.state is CallState.ENDED:
+                        del calls[event.call_id]
+            else:
+                self._apply(event)
 
     def _apply(self, event: Event) -> None:
-        """The one place where events change the session: slots, the call registry, the
-        ``Call`` and ``PlayAction`` objects, the link."""
+        """With ``dispatch`` (which applies ``CallStateChanged``, the most frequent event,
+        inline), the one place where events change the session: slots, the call registry,
+        the ``Call`` and ``PlayAction`` objects, the link."""
         match event:
-            case CallStateChanged(call_id=call_id, state=state):
-                call = self._calls.get(call_id)
-                if call is not None:
-                    call.apply_state(state, event.end_reason)
-                    if state is CallState.ENDED:
-                        del self._calls[call_id]
-            case ActionStateChanged() | ConnectStateChanged() | MessageStateChanged():
-                self.surface.apply(event)
-            case InboundMessage():
+            case (
+                ActionStateChanged()
+                | ConnectStateChanged()
+                | MessageStateChanged()
+                | InboundMessage()
+            ):
                 self.surface.apply(event)
             case RequestSucceeded(request_id=request_id):
                 slot = self._requests.get(request_id)
@@ -443,8 +443,8 @@ class Session:
                 logger.info("call %s reached its max_duration; hanging up", event.call_id)
             case UnknownState() | UnreadableEvent():
                 logger.warning("server event not understood; nothing changed: %r", event)
-            case Connected() | ConnectFailed() | UnhandledEvent():
-                pass  # handled by the read loop / left to on_event
+            case Connected() | ConnectFailed() | UnhandledEvent() | CallStateChanged():
+                pass  # handled by the read loop / left to on_event / by ``dispatch`` inline
             case _:
                 assert_never(event)
 

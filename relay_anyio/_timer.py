@@ -17,7 +17,7 @@ import anyio
 
 from relay_proto import ClientConnection, Event
 
-from ._waiters import Deadlines
+from ._waiters import Deadlines, event_factory
 
 __all__ = ["TimerTask"]
 
@@ -56,9 +56,10 @@ class TimerTask:
     async def run(self, scope: anyio.CancelScope) -> None:
         # Shielded by ``scope``: a cancellation of the code around ``async with client``
         # must not stop the timers before the exit hang-ups are done.
+        new_event = event_factory()
         with scope:
             while True:
-                self._wakeup = anyio.Event()
+                self._wakeup = new_event()
                 self._at = _earliest(self._core.next_deadline(), self._deadlines.next_deadline())
                 with anyio.CancelScope(deadline=math.inf if self._at is None else self._at):
                     await self._wakeup.wait()

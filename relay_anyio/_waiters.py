@@ -14,12 +14,13 @@ T = TypeVar("T")
 
 
 class Slot(Generic[T]):
-    """A one-shot result: set once, awaited by one waiter."""
+    """A one-shot result: set once, awaited by one waiter. ``event``: a fresh, unset event
+    (from ``event_factory``), or None to make one."""
 
     __slots__ = ("_event", "value")
 
-    def __init__(self) -> None:
-        self._event = anyio.Event()
+    def __init__(self, event: anyio.Event | None = None) -> None:
+        self._event = anyio.Event() if event is None else event
         self.value: T | BaseException | None = None
 
     def set(self, value: T | BaseException) -> None:
@@ -37,6 +38,16 @@ class Slot(Generic[T]):
         if isinstance(value, BaseException):
             raise value
         return value  # type: ignore[return-value]
+
+
+def event_factory() -> Callable[[], anyio.Event]:
+    """Makes ``anyio.Event``s of the running event loop's kind (call it inside the loop).
+
+    Reason: ``anyio.Event()`` looks the running backend up on every call (several calls
+    deep), and the client makes a few events per dial; the backend's own class, taken once,
+    is the same object without the look-up.
+    """
+    return type(anyio.Event())
 
 
 class InboundItems(Generic[T]):

@@ -46,7 +46,7 @@ from ._errors import LocalProtocolError, RemoteProtocolError
 from ._events import CallInfo, Event, SessionState
 from ._ids import counter_ids, uuid4
 from ._liveness import Liveness
-from ._reading import read_event
+from ._reading import answer_request, read_other_event, unreadable
 from ._records import Intent
 from ._requests import PendingRequest, RequestTable
 from ._session import Session
@@ -283,23 +283,31 @@ class ClientConnection(CallSurface):
 
     def receive(self, text: str | bytes, *, now: float) -> list[Event]:
         """Process one text message. Raises ``RemoteProtocolError`` and nothing else."""
-        self._liveness.heard(now)
-        message = wire.parse(text)
+        self._liveness.last_heard = now
+        message = wire.parse(text, raw_events=True)
         events: list[Event] = []
-        if isinstance(message, wire.Request):
-            if message.method != "signalwire.event":
-                reply, disconnect = self._session.answer(message)
-                if reply is not None:
-                    self._outbox.append(reply)
-                if disconnect is not None:
-                    events.append(disconnect)
-                return events
-            # Nine frames in ten: acked, then read (an unreadable one is reported, not raised).
-            if message.id is not None:
-                self._outbox.append(wire.encode_ack(message.id))
-            intents = read_event(message.params, self._tracker, self._session, now, events)
-            if intents:
-                self._apply(intents, events)
+        if isinstance(message, dict):  # a signalwire.event, nine frames in ten: acked, then
+            if (event_id := message.get("id")) is not None:  # read, never raised
+                self._outbox.append(wire.encode_ack(event_id))
+            # Routed here (reason: no call between on the hot path); ``_reading`` does the rest.
+            if type(envelope := message.get("params")) is dict:
+                event_type, inner = envelope.get("event_type"), envelope.get("params")
+                if type(event_type) is str and type(inner) is dict:
+                    handler = self._tracker.handlers.get(event_type)
+                    if handler is not None:
+                        stamp = envelope.get("timestamp")  # a float but in odd cases
+                        stamp = stamp if type(stamp) is float else wire.timestamp(stamp)
+                        intents: list[Intent] = []
+                        try:
+                            handler(inner, stamp, now, events, intents)
+                        except RemoteProtocolError as exc:  # it changed nothing: reported
+                            events.append(unreadable(event_type, exc, inner))
+                        if intents:
+                            self._apply(intents, events)
+                        return events
+            read_other_event(envelope, self._session, events)
+        elif isinstance(message, wire.Request):
+            answer_request(message, self._session, self._outbox, events)
         elif message.id is None:
             raise RemoteProtocolError(f"error reply without an id: {message.message!r}")
         else:

@@ -2,7 +2,8 @@
 
 PROTOCOL.md: liveness comes from pings and silence, never from per-request timeouts. The
 session calls ``start`` when it writes ``signalwire.connect``, ``ready`` when the connect
-succeeds, ``heard`` for every inbound message and ``stop`` when the socket is gone;
+succeeds, sets ``last_heard`` for every inbound message (an attribute, not a method: it
+happens for every frame) and calls ``stop`` when the socket is gone;
 ``check`` says what is due (it sends nothing itself: the session sends the ping and
 reports it with ``ping_sent``).
 
@@ -24,14 +25,15 @@ class Liveness:
         self._interval = ping_interval
         self._max_failures = max_failures
         self._silence = silence_timeout
-        self._last_rx: float | None = None
+        #: When the last inbound message came (None without a socket): the silence watchdog.
+        self.last_heard: float | None = None
         self._next_ping_at: float | None = None
         self.ping_id: str | None = None
         self._failures = 0
         self._reported = False
 
     def start(self, now: float) -> None:
-        self._last_rx = now
+        self.last_heard = now
         self._next_ping_at = None
         self._failures = 0
         self._reported = False
@@ -40,13 +42,10 @@ class Liveness:
         if self._interval is not None:
             self._next_ping_at = now + self._interval
 
-    def heard(self, now: float) -> None:
-        self._last_rx = now
-
     def stop(self) -> str | None:
         """The socket is gone; return the id of the ping that will never be answered."""
         ping_id, self.ping_id = self.ping_id, None
-        self._last_rx = self._next_ping_at = None
+        self.last_heard = self._next_ping_at = None
         return ping_id
 
     def answered(self, *, ok: bool) -> None:
@@ -62,8 +61,8 @@ class Liveness:
         ping_at = self._next_ping_at if pinging else None
         silence_at = (
             None
-            if self._silence is None or self._last_rx is None
-            else self._last_rx + self._silence
+            if self._silence is None or self.last_heard is None
+            else self.last_heard + self._silence
         )
         return ping_at, silence_at
 

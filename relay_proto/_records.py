@@ -207,20 +207,6 @@ def unknown_state(event_type: str, key: str, raw_state: str, params: JSONObject)
     )
 
 
-def read_call_state(params: Mapping[str, Any]) -> CallState | None:
-    """The state of a ``calling.call.state`` whose ``call_id`` and ``node_id`` are checked.
-
-    The hottest reader of the client: plain type checks and the table lookup only. None
-    when anything is missing, invalid or unknown: ``read_call_state_slow`` then decides.
-    """
-    call_id = params.get("call_id")
-    node_id = params.get("node_id")
-    raw_state = params.get("call_state")
-    if type(call_id) is str and call_id and type(node_id) is str and node_id:
-        return CALL_STATES.get(raw_state) if type(raw_state) is str else None
-    return None
-
-
 #: ``known_node_id(call_id, tag)``: the node of a call or leg the client knows, or None.
 KnownNode = Callable[[str, str | None], str | None]
 
@@ -240,7 +226,8 @@ def known_node_id(
 def read_call_state_slow(
     params: JSONObject, known_node_id: KnownNode
 ) -> tuple[str, str, CallState] | UnknownState:
-    """The rare path of ``calling.call.state`` (PROTOCOL.md 2.6, docs/reading.md).
+    """The rare path of ``calling.call.state`` (PROTOCOL.md 2.6, docs/reading.md), taken when
+    the tracker's own plain checks find something missing, invalid or unknown.
 
     ``(call_id, node_id, state)`` with a missing ``node_id`` taken from the known call or
     leg; ``UnknownState`` for a state this client does not know; ``RemoteProtocolError``

@@ -9,8 +9,9 @@ next; they never decide it themselves. It owns no mutable state.
   its request id, so it only ever arrives while a connect is outstanding).
 * A dial: ``DIAL`` maps ``(DialStatus, DialInput)`` to the next status: PENDING ->
   ANSWERED | DEAD, ANSWERED -> DEAD (abandoned after the answer), never back.
-* Calls and legs: ``CALL_ORDER`` is the forward order; ``advances`` says whether a reported
-  state moves a call forward (duplicates and backward moves never do).
+* Calls and legs: ``CALL_ORDER`` is the forward order (``CallState.rank`` is the index): a
+  reported state moves a call forward only if its rank is higher (duplicates and backward
+  moves never do; the tracker compares the ranks inline, on every state event).
 * Plays: ``PLAY_MOVES`` lists where a play may go from where it is (terminal: nowhere).
 * ``end_reason``: THE rule that decides whether a leg or call must be ended now to keep the
   no-orphan promise, and with which reason (``cancel`` before answer, ``hangup`` after).
@@ -105,11 +106,6 @@ CALL_ORDER: tuple[CallState, ...] = (
 assert all(state.rank == index for index, state in enumerate(CALL_ORDER))
 
 _ENDING = CallState.ENDING.rank
-
-
-def advances(current: CallState, reported: CallState) -> bool:
-    """Whether ``reported`` moves a call in ``current`` forward along ``CALL_ORDER``."""
-    return reported.rank > current.rank
 
 
 #: Where a play may move from its current state (None: started, no event seen yet).

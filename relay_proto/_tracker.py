@@ -62,7 +62,6 @@ from ._records import (
     known_node_id,
     malformed,
     opt_str,
-    read_call_state,
     read_call_state_slow,
     str_field,
     unknown_state,
@@ -70,7 +69,6 @@ from ._records import (
 from ._state import (
     DialInput,
     DialStatus,
-    advances,
     end_reason,
     next_dial_status,
 )
@@ -79,6 +77,9 @@ from ._wire import JSONObject
 
 _FINISHED_LIMIT = 4096
 _ENDING = CallState.ENDING
+_ENDING_RANK = _ENDING.rank
+_PENDING = DialStatus.PENDING
+_ANSWERED_RANK = CallState.ANSWERED.rank
 
 #: ``handler(inner_params, timestamp, now, events, intents)`` for one inbound event type.
 EventHandler = Callable[[JSONObject, float | None, float, list[Event], list[Intent]], None]
@@ -213,12 +214,13 @@ class CallTracker:
         events: list[Event],
         intents: list[Intent],
     ) -> None:
-        state = read_call_state(inner)  # checks the ids too: plain values from here on
-        if state is None:  # the rare path: something missing or unknown (PROTOCOL.md 2.6)
+        call_id, node_id = inner.get("call_id"), inner.get("node_id")
+        raw = inner.get("call_state") if call_id and node_id else None
+        state = CALL_STATES.get(raw) if type(raw) is str else None
+        if state is None or not (type(call_id) is str and type(node_id) is str):  # PROTOCOL 2.6
             self._on_odd_call_state(inner, timestamp, now, events, intents)
             return
-        call_id, node_id = inner["call_id"], inner["node_id"]
-        tag = given if type(given := inner.get("tag")) is str else None
+        tag = tag if type(tag := inner.get("tag")) is str else None
         end_text = end if type(end := inner.get("end_reason")) is str else None
         previous: CallState | None = None
         moved = False
@@ -231,18 +233,17 @@ class CallTracker:
                 previous, leg.state, moved = leg.state, state, True
             if moved and end_text is not None:
                 leg.end_reason = end_text
-            if record.status is not DialStatus.PENDING:  # a ringing leg of a pending dial: skip
+            # No call for a leg of a pending dial, nor one ending (``end_reason``'s first rule).
+            if leg.state.rank < _ENDING_RANK and not leg.end_sent and record.status is not _PENDING:
                 self._end_legs(record, intents, call_id)
         call = self.calls.get(call_id)
         if call is not None:
             previous, moved = call.state, state.rank > call.state.rank
             if moved:
                 self._move_call(call, state, events)
-        elif record is None:
-            return  # a call this session does not know: acknowledged and ignored
         elif moved and state is CallState.ENDED and self.actions.running:
             self.actions.end_for_call(call_id, events)  # the winner of an abandoned dial
-        if moved:
+        if moved:  # not for a call this session does not know: acknowledged and ignored
             events.append(
                 CallStateChanged(
                     call_id=call_id,
@@ -276,7 +277,7 @@ class CallTracker:
     def _move_call(self, call: TrackedCall, state: CallState, events: list[Event]) -> None:
         """Move a call of the session forward (``state`` advances it)."""
         call.state = state
-        if state.rank >= _ENDING.rank and call.max_duration is not None:
+        if state.rank >= _ENDING_RANK and call.max_duration is not None:
             self._stop_max_duration(call)
         if state is CallState.ENDED:
             self._drop_call(call.call_id, events)
@@ -334,7 +335,7 @@ class CallTracker:
         if leg is None:
             leg = LegRecord(call_id, node_id, device_of(call_obj), CallState.ANSWERED)
             record.legs[call_id] = leg
-        elif advances(leg.state, CallState.ANSWERED):
+        elif leg.state.rank < _ANSWERED_RANK:  # ``_state.advances``, inlined
             previous, leg.state = leg.state, CallState.ANSWERED
         else:
             forced = False  # its own ``answered`` state event came first
@@ -361,7 +362,8 @@ class CallTracker:
         self._retire(record, now)
         call = self._hand_over(record, leg, call_obj, now)
         events.append(DialAnswered(tag=record.tag, call=call.info(), legs=record.legs_snapshot()))
-        self._end_legs(record, intents)
+        if len(record.legs) > 1:  # a lone winner is never ended (``end_reason``): no call
+            self._end_legs(record, intents)
 
     def _hand_over(
         self, record: DialRecord, leg: LegRecord, call_obj: JSONObject, now: float
