@@ -44,6 +44,10 @@ class CallSession(Protocol):
     send one nobody waits for, the bound of a wait for the server, and where user
     callbacks run."""
 
+    #: Makes an ``anyio.Event`` of the running loop's kind (reason: ``anyio.Event()``
+    #: looks the backend up on every call, and every call makes one).
+    new_event: Callable[[], anyio.Event]
+
     @property
     def request_timeout(self) -> float: ...
 
@@ -96,8 +100,9 @@ class CallBase:
         self.state = state
         self.context = context
         self.end_reason: str | None = None
-        self._ended = anyio.Event()
-        self._moved = anyio.Event()
+        self._ended = session.new_event()
+        #: Set (and dropped) at the next state change; made only when someone waits.
+        self._moved: anyio.Event | None = None
         #: The running actions, by ``control_id``.
         self.actions: dict[str, Action] = {}
 
@@ -131,8 +136,9 @@ class CallBase:
         self.state = state
         if end_reason is not None:
             self.end_reason = end_reason
-        moved, self._moved = self._moved, anyio.Event()
-        moved.set()
+        if self._moved is not None:
+            self._moved.set()
+            self._moved = None
         if state is CallState.ENDED:
             self.finish(CallGoneError("the call ended before the play finished", code=410))
 
@@ -150,8 +156,9 @@ class CallBase:
         for action in actions.values():
             action.call_gone(error)
         self._ended.set()
-        moved, self._moved = self._moved, anyio.Event()
-        moved.set()
+        if self._moved is not None:
+            self._moved.set()
+            self._moved = None
 
     # -------------------------------------------------------------- actions
 
@@ -286,6 +293,8 @@ class CallBase:
         return the state it is in. ``timeout``: ``TimeoutError`` after that many seconds."""
         with anyio.fail_after(timeout):
             while self.state.rank < target.rank and not self.ended:
+                if self._moved is None:
+                    self._moved = self.session.new_event()
                 await self._moved.wait()
         return self.state
 

@@ -126,7 +126,7 @@ class Session:
         self._calls: dict[str, Call] = {}
         self.surface = Surface(self, self._calls, core, limits)
         self._write_wanted = anyio.Event()
-        self._new_event: Callable[[], anyio.Event] = anyio.Event  # the loop's own, once started
+        self.new_event: Callable[[], anyio.Event] = anyio.Event  # the loop's own, once started
         self._timer = TimerTask(core, self.dispatch, self._want_write)
 
     # ------------------------------------------------------------------ what the link needs
@@ -167,7 +167,7 @@ class Session:
         if self._used:
             raise RuntimeError("a RelayClient is used once: it is not reentrant or reusable")
         self._used = True
-        self._new_event = event_factory()
+        self.new_event = event_factory()
         stack = AsyncExitStack()
         stack.callback(self.inbound.close)
         stack.callback(self.surface.close)
@@ -273,7 +273,7 @@ class Session:
             tag = self._core.dial(devices, now=anyio.current_time(), **options)
         except LocalProtocolError as exc:
             raise ConfigurationError(str(exc)) from None
-        slot: Slot[DialOutcome] = Slot(self._new_event())
+        slot: Slot[DialOutcome] = Slot(self.new_event())
         self._dials[tag] = slot
         self.poke_timer()
         self._want_write()
@@ -315,7 +315,7 @@ class Session:
         result (no open check). On expiry only this request fails: the socket stays up and
         a late reply finds no slot, so it is dropped."""
         request_id = start(self._core)
-        slot: Slot[JSONObject] = Slot(self._new_event())
+        slot: Slot[JSONObject] = Slot(self.new_event())
         self._requests[request_id] = slot
         self._want_write()
         self._timer.expire_at(
@@ -364,7 +364,7 @@ class Session:
         with scope:
             while True:
                 await self._write_wanted.wait()
-                self._write_wanted = self._new_event()
+                self._write_wanted = self.new_event()
                 await self.flush()
 
     async def flush(self) -> None:
