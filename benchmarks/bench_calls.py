@@ -19,21 +19,23 @@ simulator's CPU comes from ``/proc/<pid>/stat`` where there is one.
 Run: ``python benchmarks/bench_calls.py [--backend asyncio|trio|both] [--calls 2000]
 [--concurrency 100] [--record-seconds 0]``. Loopback only; bounded by ``--timeout``.
 
-Measured on the development machine (2 cores shared with other work, load average 2 to 3,
-so calls/s and busy understate; us/call is the figure to compare), three rounds of
+Measured on the development machine (2 cores shared with other work, load average about
+1.7, so calls/s and busy understate; us/call is the figure to compare), three rounds of
 ``python benchmarks/bench_calls.py --backend both --calls 1500 --warmup 300``:
 
     backend   calls  calls/s  events/s  ev/call   p50 ms   p99 ms  us/call  busy  sim us/call  busy
-    asyncio    1500      500     5,497       11    201.0    293.4      762  0.38          367  0.18
-    trio       1500      519     5,710       11    186.2    296.0      791  0.41          367  0.19
-    asyncio    1500      819     9,009       11    106.5    205.4      678  0.56          347  0.28
-    trio       1500      443     4,868       11    238.7    304.4      839  0.37          387  0.17
-    asyncio    1500      491     5,404       11    207.7    264.0      733  0.36          353  0.17
-    trio       1500      455     5,000       11    209.7    429.5      695  0.32          333  0.15
+    asyncio    1500    1,522    16,737       11     66.2     77.8      433  0.66          213  0.32
+    trio       1500    1,354    14,897       11     68.2    135.1      419  0.57          200  0.27
+    asyncio    1500    1,563    17,197       11     60.9     86.0      398  0.62          193  0.30
+    trio       1500    1,138    12,513       11     79.3    139.3      405  0.46          193  0.22
+    asyncio    1500    2,000    22,001       11     49.4     61.8      325  0.65          160  0.32
+    trio       1500    1,052    11,567       11    102.7    161.9      392  0.41          200  0.21
 
-A call costs the client about 0.7-0.8 ms of CPU (some 65-75 us per event handled) on
-either backend, about twice the simulator's cost, so the client bounds the throughput:
-with a core each, some 1,200-1,500 calls/s (13,000-16,000 events/s) through one connection.
+A call (11 events, 4 requests) costs the client about 0.33-0.43 ms of CPU on either
+backend, some 30-40 us per event handled, about twice the simulator's cost, so the client
+bounds the throughput: with a core each, some 2,300-3,000 calls/s (25,000-33,000 events/s)
+through one connection. Under a load average of 2 to 3 the same run measured 680-840 us per
+call: compare figures taken side by side only.
 """
 
 from __future__ import annotations
