@@ -39,6 +39,7 @@ soak: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_core.py
 	$(BIN)/python benchmarks/bench_dials.py
+	$(BIN)/python benchmarks/bench_calls.py
 
 clean:
 	rm -rf $(VENV) .coverage .mypy_cache .ruff_cache

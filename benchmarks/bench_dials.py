@@ -90,9 +90,12 @@ def _read_line(stream: Any, timeout: float) -> str:
 
 
 @contextmanager
-def simulator_process(after: float, backend: str) -> Iterator[Server]:
-    """Start ``relay_anyio serve`` on a free loopback port; stop it on exit, bounded."""
-    scenario = {"default": {"outcome": "answer", "after": after}}
+def simulator_process(
+    after: float, backend: str, scenario: dict[str, Any] | None = None
+) -> Iterator[Server]:
+    """Start ``relay_anyio serve`` on a free loopback port; stop it on exit, bounded.
+    The scenario answers every call after ``after`` seconds, unless one is given."""
+    scenario = scenario or {"default": {"outcome": "answer", "after": after}}
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump(scenario, handle)
         path = handle.name

@@ -1,7 +1,8 @@
-"""The ``relay`` command line: ``relay dial ...`` and ``relay serve ...``.
+"""The ``relay`` command line: ``relay dial ...``, ``relay sms ...`` and ``relay serve ...``.
 
-Exit codes: 0 success, 1 the dial failed (no device answered), 2 usage error,
-3 the dial timed out, 4 authentication failed, 5 connection problem.
+Exit codes: 0 success, 1 the dial failed (no device answered), the message was not
+delivered or the server refused a request, 2 usage error, 3 the dial (or the wait for a
+message's final state) timed out, 4 authentication failed, 5 connection problem.
 Credentials come from the environment and are never printed.
 """
 
@@ -15,16 +16,17 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from functools import partial
 from typing import Any, TextIO
 
 import anyio
 
-from relay_proto import CallStateChanged, Event, LocalProtocolError
+from relay_proto import CallStateChanged, Event, LocalProtocolError, MessageState
 from relay_proto.simulator import DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT, Scenario
 
+from ._cli_steps import MessageProgress, collect_spec, read_digits
 from ._client import RelayClient
 from ._errors import (
     AuthenticationError,
@@ -33,6 +35,8 @@ from ._errors import (
     DialFailedError,
     DialTimeoutError,
     RelayError,
+    RequestError,
+    RequestTimeoutError,
 )
 from ._simulator import serve_simulator
 
@@ -47,7 +51,12 @@ Place and serve RELAY calls.
 
   relay dial --from +15551230000 --to +15559870000 --say "Hello!"
       Dials --to; --also numbers ring at the same time; --then numbers are tried
-      one after another if nobody answers (serial failover).
+      one after another if nobody answers (serial failover). With --collect N, reads up
+      to N digits after --say (play_and_collect) and prints them.
+
+  relay sms --from +15551230000 --to +15559870000 --body "Hello!"
+      Sends a message and prints its states until the final one (exit 1 when it is
+      undelivered or failed).
 
   relay serve --listen 127.0.0.1:8765 --control 8766
       Runs the local RELAY simulator and prints its ws:// URL; with --control, a
@@ -55,7 +64,7 @@ Place and serve RELAY calls.
 
 Credentials come from SIGNALWIRE_PROJECT_ID and SIGNALWIRE_API_TOKEN, the space from
 SIGNALWIRE_SPACE (e.g. example.signalwire.com). Without a space, --url or --host,
-`relay dial` runs against an embedded simulator.
+`relay dial` and `relay sms` run against an embedded simulator.
 """
 
 
@@ -84,12 +93,52 @@ def build_parser() -> argparse.ArgumentParser:
         "--dial-timeout", type=float, default=120.0, metavar="S", help="give up after S seconds"
     )
     dial.add_argument("--say", metavar="TEXT", help="speak TEXT once answered, then hang up")
-    target = dial.add_mutually_exclusive_group()
-    target.add_argument("--url", help="ws:// or wss:// URL of a RELAY server")
-    target.add_argument("--host", help="RELAY host, e.g. example.signalwire.com")
+    _add_collect_options(dial)
+    _add_target_options(dial)
+    _add_sms_options(commands.add_parser("sms", help="send a message and follow its states"))
 
     _add_serve_options(commands.add_parser("serve", help="run the local RELAY simulator"))
     return parser
+
+
+def _add_target_options(command: argparse.ArgumentParser) -> None:
+    target = command.add_mutually_exclusive_group()
+    target.add_argument("--url", help="ws:// or wss:// URL of a RELAY server")
+    target.add_argument("--host", help="RELAY host, e.g. example.signalwire.com")
+
+
+def _add_collect_options(dial: argparse.ArgumentParser) -> None:
+    dial.add_argument(
+        "--collect",
+        metavar="N",
+        help="read up to N digits once answered (after --say, as its prompt) and print them",
+    )
+    dial.add_argument(
+        "--collect-timeout",
+        metavar="S",
+        help="with --collect: seconds to wait for the first digit (default: the server's)",
+    )
+    dial.add_argument(
+        "--terminators",
+        metavar="DIGITS",
+        help="with --collect: digits that end the input early, e.g. '#'",
+    )
+
+
+def _add_sms_options(sms: argparse.ArgumentParser) -> None:
+    sms.add_argument("--to", required=True, metavar="E164", help="destination number")
+    sms.add_argument("--from", dest="from_number", required=True, metavar="E164", help="sender")
+    sms.add_argument("--body", metavar="TEXT", help="message text (--body or --media, or both)")
+    sms.add_argument(
+        "--media", action="append", metavar="URL", help="media URL (MMS); repeat for several"
+    )
+    sms.add_argument(
+        "--timeout",
+        default="120",
+        metavar="S",
+        help="give up waiting for the final state after S seconds (default 120)",
+    )
+    _add_target_options(sms)
 
 
 def _add_serve_options(serve: argparse.ArgumentParser) -> None:
@@ -169,6 +218,36 @@ class _Progress:
         print(f"  {elapsed:6.2f}s  {name:<16} {event.state.value}{reason}", file=self._out)
 
 
+def _collect_options(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The ``--collect`` options as collect params (None without ``--collect``)."""
+    if args.collect is None:
+        if args.collect_timeout is not None or args.terminators is not None:
+            raise ConfigurationError("--collect-timeout and --terminators need --collect")
+        return None
+    timeout = args.collect_timeout
+    timeout = None if timeout is None else _seconds("--collect-timeout", timeout)
+    return collect_spec(args.collect, args.terminators, timeout)
+
+
+@asynccontextmanager
+async def _target(args: argparse.Namespace, out: TextIO) -> AsyncIterator[dict[str, Any]]:
+    """``RelayClient``'s connection keywords: the embedded simulator when no ``--url``,
+    ``--host`` or ``SIGNALWIRE_SPACE`` names a server, else that server with the
+    credentials from the environment."""
+    host = args.host or os.environ.get(ENV_SPACE)
+    if args.url is None and host is None:
+        print("no SIGNALWIRE_SPACE, --host or --url: using the embedded simulator", file=out)
+        async with serve_simulator() as sim:
+            yield {"url": sim.url, "project": "demo", "token": "demo"}
+        return
+    project = os.environ.get(ENV_PROJECT)
+    token = os.environ.get(ENV_TOKEN)
+    if not project or not token:
+        raise ConfigurationError(f"set {ENV_PROJECT} and {ENV_TOKEN} in the environment")
+    url = args.url
+    yield {"url": url, "host": None if url else host, "project": project, "token": token}
+
+
 async def _dial(args: argparse.Namespace, out: TextIO) -> int:
     devices = [[args.to, *args.also], *[[number] for number in args.then]]
     plan = [
@@ -185,40 +264,56 @@ async def _dial(args: argparse.Namespace, out: TextIO) -> int:
         ]
         for group in devices
     ]
-    project = os.environ.get(ENV_PROJECT)
-    token = os.environ.get(ENV_TOKEN)
-    host = args.host or os.environ.get(ENV_SPACE)
-    if args.url is None and host is None:
-        print("no SIGNALWIRE_SPACE, --host or --url: using the embedded simulator", file=out)
-        async with serve_simulator() as sim:
-            return await _dial_with(plan, args, out, url=sim.url, project="demo", token="demo")
-    if not project or not token:
-        raise ConfigurationError(f"set {ENV_PROJECT} and {ENV_TOKEN} in the environment")
-    return await _dial_with(plan, args, out, url=args.url, host=host, project=project, token=token)
+    collect = _collect_options(args)
+    async with _target(args, out) as where:
+        return await _dial_with(plan, args, out, collect, where)
 
 
 async def _dial_with(
     plan: list[list[dict[str, Any]]],
     args: argparse.Namespace,
     out: TextIO,
-    *,
-    project: str,
-    token: str,
-    url: str | None = None,
-    host: str | None = None,
+    collect: dict[str, Any] | None,
+    where: dict[str, Any],
 ) -> int:
-    client = RelayClient(
-        project=project, token=token, url=url, host=None if url else host, on_event=_Progress(out)
-    )
+    client = RelayClient(**where, on_event=_Progress(out))
     async with client:
         call = await client.dial(devices=plan, dial_timeout=args.dial_timeout)
         print(f"answered: call {call.call_id}", file=out)
-        if args.say:
-            action = await call.play([{"type": "tts", "text": args.say}])
-            await action.wait()
-        await call.hangup()
+        try:
+            if collect is not None:
+                print(f"collected: {await read_digits(call, args.say, collect)}", file=out)
+            elif args.say:
+                action = await call.play([{"type": "tts", "text": args.say}])
+                await action.wait()
+        finally:
+            with anyio.move_on_after(10, shield=True):
+                await call.hangup()
         print(f"ended: {call.end_reason}", file=out)
     return EXIT_OK
+
+
+async def _sms(args: argparse.Namespace, out: TextIO) -> int:
+    timeout = _seconds("--timeout", args.timeout)
+    if args.body is None and not args.media:
+        raise ConfigurationError("give --body, --media or both")
+    progress = MessageProgress(out)
+    async with _target(args, out) as where, RelayClient(**where, on_event=progress) as client:
+        message = await client.send_message(
+            to_number=args.to, from_number=args.from_number, body=args.body, media=args.media
+        )
+        progress.show(message.state)
+        try:
+            state = await message.wait(timeout)
+        except TimeoutError:
+            print(
+                f"relay: message {message.message_id}: no final state in {timeout:g} s",
+                file=sys.stderr,
+            )
+            return EXIT_TIMEOUT
+    reason = f" ({message.reason})" if message.reason else ""
+    print(f"message {message.message_id}: {state}{reason}", file=out)
+    return EXIT_OK if state == MessageState.DELIVERED else EXIT_FAILED
 
 
 def _load_scenario(path: str) -> Scenario:
@@ -301,7 +396,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     parser = build_parser()
     args = parser.parse_args(argv)
-    command = _dial if args.command == "dial" else _serve
+    command = {"dial": _dial, "sms": _sms}.get(args.command, _serve)
     try:
         try:
             return anyio.run(partial(command, args, out), backend=args.backend)
@@ -323,6 +418,12 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except AuthenticationError as exc:
         print(f"relay: authentication failed: {exc}", file=sys.stderr)
         return EXIT_AUTH
+    except RequestError as exc:
+        if isinstance(exc, RequestTimeoutError):
+            print(f"relay: connection problem: {exc}", file=sys.stderr)
+            return EXIT_CONNECTION
+        print(f"relay: refused: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except (ConnectionLostError, RelayError, OSError) as exc:
         print(f"relay: connection problem: {exc}", file=sys.stderr)
         return EXIT_CONNECTION

@@ -10,6 +10,7 @@ never printed.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -24,7 +25,15 @@ from pathlib import Path
 import pytest
 
 from relay_anyio import RelayClient, _cli
-from relay_anyio._cli import EXIT_AUTH, EXIT_CONNECTION, EXIT_OK, EXIT_USAGE, main
+from relay_anyio._cli import (
+    EXIT_AUTH,
+    EXIT_CONNECTION,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_TIMEOUT,
+    EXIT_USAGE,
+    main,
+)
 
 ROOT = Path(__file__).absolute().parent.parent
 MARKER = "CLI-SECRET-MARKER-5678"
@@ -264,3 +273,187 @@ def test_an_unresolvable_space_is_named_in_one_line(
     [line] = err.splitlines()
     assert f"could not resolve host '{host}'" in line
     assert "Unknown error" not in line
+
+
+# ------------------------------------------------------------------ --collect and sms
+
+KEYS, HASH, SILENT = "+15559870010", "+15559870011", "+15559870012"
+LOST, BOUNCED, SLOW = "+15559870020", "+15559870021", "+15559870022"
+FAST = {"outcome": "answer", "after": 0.01}
+SCENARIO = {
+    "default": FAST,
+    "destinations": {
+        KEYS: {**FAST, "input": {"digits": "1234", "after": 0.05, "interval": 0.01}},
+        HASH: {**FAST, "input": {"digits": "42", "terminator": "#", "after": 0.05}},
+        SILENT: {**FAST, "input": "no_input"},
+        LOST: {**FAST, "message": {"state": "undelivered", "reason": "Unknown number"}},
+        BOUNCED: {**FAST, "message": "failed"},
+        SLOW: {**FAST, "message": {"state": "delivered", "after": 30}},
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def scripted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One ``relay serve --scenario`` for the tests below: digits and message outcomes
+    by destination."""
+    path = tmp_path_factory.mktemp("cli") / "scenario.json"
+    path.write_text(json.dumps(SCENARIO))
+    with serve("asyncio", "--scenario", str(path)) as (url, process):
+        yield url
+        process.terminate()
+
+
+@pytest.fixture
+def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("SIGNALWIRE_SPACE", "RELAY_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SIGNALWIRE_PROJECT_ID", "cli-project")
+    monkeypatch.setenv("SIGNALWIRE_API_TOKEN", MARKER)
+
+
+@pytest.mark.usefixtures("credentials")
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.parametrize(
+    ("to", "extra", "heard"),
+    [
+        pytest.param(KEYS, ["--say", "Your PIN?"], "1234", id="prompt-max-digits"),
+        pytest.param(KEYS, [], "1234", id="no-prompt"),
+        pytest.param(
+            HASH, ["--say", "Code?", "--terminators", "#"], "42 (terminator #)", id="hash"
+        ),
+        pytest.param(
+            SILENT, ["--say", "Hello?", "--collect-timeout", "0.1"], "no_input", id="none"
+        ),
+    ],
+)
+def test_dial_collect_prints_what_the_far_end_pressed(
+    scripted: str,
+    backend: str,
+    to: str,
+    extra: list[str],
+    heard: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["--backend", backend, "dial", "--from", FROM, "--to", to, "--collect", "4", *extra]
+    code, out, err = run([*argv, "--url", scripted], capsys)
+    assert code == EXIT_OK, err
+    assert re.search(r"^collected: (.*)$", out, re.MULTILINE)[1] == heard  # type: ignore[index]
+    lines = out.splitlines()
+    assert lines.index(f"collected: {heard}") < lines.index("ended: hangup")
+
+
+@pytest.mark.usefixtures("env")
+def test_dial_collect_against_the_embedded_simulator(capsys: pytest.CaptureFixture[str]) -> None:
+    """The embedded simulator's far end presses nothing."""
+    argv = ["dial", "--from", FROM, "--to", TO, "--say", "Hi", "--collect", "1"]
+    code, out, err = run([*argv, "--collect-timeout", "0.1"], capsys)
+    assert code == EXIT_OK, err
+    assert "embedded simulator" in out
+    assert "collected: no_input" in out.splitlines()
+    assert "ended: hangup" in out
+
+
+@pytest.mark.usefixtures("env")
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_sms_against_the_embedded_simulator(
+    backend: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--backend", backend, "sms", "--from", FROM, "--to", TO, "--body", "Hello"]
+    code, out, err = run(argv, capsys)
+    assert code == EXIT_OK, err
+    states = [line.split()[-1] for line in out.splitlines() if line.startswith("  ")]
+    assert states == ["queued", "initiated", "sent", "delivered"]
+    assert re.search(r"^message [0-9a-f-]+: delivered$", out, re.MULTILINE)
+    assert err == ""
+
+
+@pytest.mark.usefixtures("credentials")
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.parametrize(
+    ("to", "final", "code"),
+    [
+        pytest.param(TO, "delivered", EXIT_OK, id="delivered"),
+        pytest.param(LOST, "undelivered (Unknown number)", EXIT_FAILED, id="undelivered"),
+        pytest.param(BOUNCED, "failed (Message failed)", EXIT_FAILED, id="failed"),
+    ],
+)
+def test_sms_prints_states_until_final_and_exits_by_outcome(
+    scripted: str, backend: str, to: str, final: str, code: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--backend", backend, "sms", "--from", FROM, "--to", to, "--url", scripted]
+    got, out, err = run([*argv, "--media", "https://example.com/cat.png"], capsys)
+    assert got == code, err
+    assert "embedded" not in out
+    assert re.search(r"^  +\d+\.\d\ds  queued$", out, re.MULTILINE)
+    assert re.search(rf"^message [0-9a-f-]+: {re.escape(final)}$", out, re.MULTILINE)
+
+
+@pytest.mark.usefixtures("credentials")
+def test_sms_gives_up_after_its_timeout(scripted: str, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["sms", "--from", FROM, "--to", SLOW, "--body", "Hi", "--timeout", "0.3"]
+    code, out, err = run([*argv, "--url", scripted], capsys)
+    assert code == EXIT_TIMEOUT
+    assert "no final state in 0.3 s" in err
+    assert "queued" in out
+    assert "delivered" not in out
+
+
+@pytest.mark.usefixtures("env")
+@pytest.mark.parametrize(
+    "argv",
+    [
+        pytest.param(["dial", "--collect", "0"], id="collect-0"),
+        pytest.param(["dial", "--collect", "four"], id="collect-word"),
+        pytest.param(["dial", "--collect", "101"], id="collect-too-many"),
+        pytest.param(["dial", "--collect", "4", "--terminators", "x"], id="terminator-x"),
+        pytest.param(["dial", "--collect", "4", "--terminators", ""], id="terminator-empty"),
+        pytest.param(["dial", "--collect", "4", "--collect-timeout", "-1"], id="timeout-neg"),
+        pytest.param(["dial", "--collect-timeout", "1"], id="timeout-alone"),
+        pytest.param(["dial", "--terminators", "#"], id="terminators-alone"),
+        pytest.param(["sms"], id="sms-no-body"),
+        pytest.param(["sms", "--body", "hi", "--timeout", "0"], id="sms-timeout-0"),
+        pytest.param(["sms", "--body", "hi", "--timeout", "nan"], id="sms-timeout-nan"),
+        pytest.param(["sms", "--body", "hi", "--url", "http://x"], id="sms-bad-url"),
+    ],
+)
+def test_collect_and_sms_usage_errors_exit_2_before_anything_is_sent(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Checked before a simulator starts or a call is placed: nothing but one line."""
+    code, out, err = run([*argv, "--from", FROM, "--to", TO], capsys)
+    assert code == EXIT_USAGE, err
+    assert err.startswith("relay: error: ")
+    assert len(err.strip().splitlines()) == 1
+    assert "answered" not in out
+
+
+@pytest.mark.usefixtures("env")
+@pytest.mark.parametrize(
+    "argv",
+    [
+        pytest.param(["--from", FROM, "--to", "5551234", "--body", "hi"], id="bad-to"),
+        pytest.param(["--from", "12345", "--to", TO, "--body", "hi"], id="bad-from"),
+    ],
+)
+def test_sms_refuses_bad_params_before_the_wire(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(["sms", *argv], capsys)
+    assert code == EXIT_USAGE, err
+    assert len(err.strip().splitlines()) == 1
+    assert "queued" not in out
+
+
+@pytest.mark.usefixtures("credentials")
+def test_a_send_the_server_refuses_exits_1(
+    scripted: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Refused, not a connection problem: the server answered ``400`` naming the field."""
+    argv = ["sms", "--from", FROM, "--to", TO, "--media", "not a url", "--url", scripted]
+    code, out, err = run(argv, capsys)
+    assert code == EXIT_FAILED
+    [line] = err.splitlines()
+    assert line.startswith("relay: refused: ")
+    assert "media" in line
+    assert "queued" not in out
