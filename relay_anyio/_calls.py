@@ -117,8 +117,13 @@ class Call(MediaCall):
     # -------------------------------------------------------------- routing
 
     async def pass_(self) -> JSONObject:
-        """Decline an inbound call: it goes back to routing."""
-        return await self.execute("calling.pass")
+        """Decline an inbound call not answered yet (``calling.pass``): the platform offers
+        it to another consumer of its context. Once the server accepts, the call is no
+        longer this client's: it is over here (``ended``; ``wait_for_ended()`` returns, its
+        actions end with ``CallGoneError``) and this client never hangs it up, on exit
+        either. Refused (an answered call, say): ``RequestError``, and it stays this
+        client's."""
+        return await self.session.command(lambda core: core.pass_call(self.call_id), call=self)
 
     async def transfer(self, dest: str, **kwargs: Any) -> JSONObject:
         return await self.execute("calling.transfer", {"dest": dest, **kwargs})

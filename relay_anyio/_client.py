@@ -19,7 +19,7 @@ import anyio
 from relay_proto import ClientConnection, Event, LocalProtocolError
 
 from ._calls import Call
-from ._errors import ConfigurationError
+from ._errors import ConfigurationError, RelayError
 from ._handshake import connect_websocket
 from ._link import TransportFactory
 from ._messages import Message
@@ -46,6 +46,10 @@ class RelayClient:
     ``Timeouts(connect=5)``); a group and one of its own flat keywords together are a
     ``ConfigurationError``. Cancelling a command never waits on the network: its hang-ups
     are queued in the core and written by the writer task.
+
+    ``Timeouts(drain_on_exit=S)`` (or ``drain_on_exit=S``): leaving ``async with``
+    (normally, by an error or by cancellation) first drains the client
+    (``drain(timeout=S)``), so a worker stopped for a rolling restart loses no call.
 
     ``transport_factory``: an async callable opening one socket per connection attempt
     (see ``Transport``), instead of a WebSocket to the URL; for tests and custom
@@ -91,7 +95,7 @@ class RelayClient:
             raise ConfigurationError(str(exc)) from None
         if transport_factory is None:
             transport_factory = _websocket_factory(parsed_url, ssl_context, timeouts, limits, core)
-        self._url, self._core = parsed_url, core
+        self._url, self._core, self._contexts = parsed_url, core, list(contexts)
         self._session = Session(
             core,
             transport_factory,
@@ -129,7 +133,8 @@ class RelayClient:
         """Run ``handler(call)`` in the client's task group for every inbound call.
 
         At most ``max_handlers`` handlers run at once; a call arriving while that many
-        run is refused (ended with ``busy``) and a warning is logged.
+        run is handed on (``inbound_overflow``: passed to another consumer by default, or
+        ended ``busy``).
         """
         self._session.inbound.handler = handler
 
@@ -137,9 +142,10 @@ class RelayClient:
         """Iterate over inbound calls (when no ``on_call`` handler is set).
 
         Up to ``inbound_buffer`` calls wait here for the iterator; beyond that an inbound
-        call is refused (ended with ``busy``) rather than left ringing. The iteration ends
-        when the client closes. It is a plain iterator, not a generator: ``break`` out of
-        it freely, there is nothing to finalize.
+        call is handed on (``inbound_overflow``: passed by default, or ended ``busy``)
+        rather than left ringing. The iteration ends when the client drains or closes. It
+        is a plain iterator, not a generator: ``break`` out of it freely, there is nothing
+        to finalize.
         """
         return self._session.inbound_calls()
 
@@ -236,6 +242,20 @@ class RelayClient:
 
     # ------------------------------------------------------------------ lifecycle
 
+    async def drain(self, timeout: float = 30.0) -> None:  # noqa: ASYNC109
+        """Leave the work of this client's contexts to the other consumers, losing no call.
+
+        Unsubscribes the contexts (``signalwire.unreceive``: new calls go to the other
+        consumers), hands on (``inbound_overflow``) the calls still waiting in the buffer
+        and any offered meanwhile, then waits up to ``timeout`` seconds for the running
+        ``on_call`` handlers, the passes and the live calls to finish; what is still live
+        then is hung up (within ``cleanup_timeout``). The iteration of ``inbound_calls()``
+        ends. Outbound commands still work; leave ``async with`` next.
+        """
+        _check_drain_timeout("timeout", timeout)
+        self._session.check_open()
+        await self._session.handoff.drain(timeout, self._contexts)
+
     async def __aenter__(self) -> RelayClient:
         await self._session.start()
         return self
@@ -246,7 +266,26 @@ class RelayClient:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        drain = self._session.handoff.drain_on_exit
+        if drain is not None and _still_open(self._session):
+            with anyio.CancelScope(shield=True):  # bounded: drain() bounds every wait
+                await self._session.handoff.drain(drain, self._contexts)
         await self._session.stop()
+
+
+def _still_open(session: Session) -> bool:
+    """Whether the session has neither failed nor started closing."""
+    try:
+        session.check_open()
+    except (RelayError, RuntimeError):
+        return False
+    return True
+
+
+def _check_drain_timeout(name: str, value: float) -> None:
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not number or not 0 < value < float("inf"):
+        raise ConfigurationError(f"{name}: must be a finite number > 0, got {value!r}")
 
 
 def _websocket_factory(

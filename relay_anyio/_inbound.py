@@ -3,9 +3,11 @@ by an iterator (``inbound_calls()`` / ``inbound_messages()``). One ``Inbound`` p
 
 Invariants: at most ``max_handlers`` handler tasks run at once and at most
 ``inbound_buffer`` items wait for the iterator; ``offer`` never blocks and never raises: it
-says why an item could not be taken, and the session refuses that call (``busy``) rather
-than leave it ringing, or drops that message with a warning. Handler tasks (and the
-callbacks given to ``spawn``) run in the client's task group and end with it.
+says why an item could not be taken, and the session hands that call on (``_handoff``:
+passed, or refused ``busy``) rather than leave it ringing, or drops that message with a
+warning. Handler tasks (and the callbacks given to ``spawn``) run in the client's task
+group and end with it. ``take_waiting`` ends the buffer and gives back what waited in it
+(a drain hands those calls on); ``wait_idle`` returns once no handler runs.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class Inbound(Generic[T]):
         self._buffer = buffer
         self._max_handlers = max_handlers
         self._running = 0
+        self._idle: anyio.Event | None = None  # set when the last running handler ends
         self._tg: anyio.abc.TaskGroup | None = None
         # Created by open() and closed by close() (an unclosed stream warns).
         self._send: MemoryObjectSendStream[T] | None = None
@@ -56,6 +59,24 @@ class Inbound(Generic[T]):
         for stream in (self._send, self._recv):
             if stream is not None:
                 stream.close()
+
+    def take_waiting(self) -> list[T]:
+        """No more items: end the iteration and return the items still in the buffer."""
+        self.end()
+        taken: list[T] = []
+        while self._recv is not None:
+            try:
+                taken.append(self._recv.receive_nowait())
+            except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
+                break
+        return taken
+
+    async def wait_idle(self) -> None:
+        """Return once no handler is running."""
+        while self._running:
+            if self._idle is None:
+                self._idle = anyio.Event()
+            await self._idle.wait()
 
     def items(self) -> AsyncIterator[T]:
         """The iterator over the buffer."""
@@ -80,13 +101,14 @@ class Inbound(Generic[T]):
             return f"nobody is taking {self._kind}s"
         return None
 
-    def spawn(self, what: str, fn: Callable[[], Awaitable[Any]]) -> None:
+    def spawn(self, what: str, fn: Callable[[], Awaitable[Any]]) -> bool:
         """Run ``fn()`` in the client's task group (a user callback): an error it raises is
-        logged, never raised into the client. Dropped with a warning once closed."""
+        logged, never raised into the client. Dropped with a warning once closed (False)."""
         if self._tg is None or self._send is None:
             logger.warning("%s not run: the client is not open", what)
-            return
+            return False
         self._tg.start_soon(self._guarded, what, fn)
+        return True
 
     async def _guarded(self, what: str, fn: Callable[[], Awaitable[Any]]) -> None:
         try:
@@ -101,3 +123,7 @@ class Inbound(Generic[T]):
             logger.exception("inbound %s handler raised for %r", self._kind, item)
         finally:
             self._running -= 1
+            idle = self._idle
+            if not self._running and idle is not None:
+                self._idle = None
+                idle.set()

@@ -13,12 +13,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import Any, Literal, TypedDict
 
 from ._errors import ConfigurationError
 from ._frames import DEFAULT_MAX_MESSAGE_SIZE, check_max_message_size
 
-__all__ = ["FLAT_OPTIONS", "FlatOptions", "Limits", "Reconnect", "Timeouts", "resolve"]
+__all__ = ["FLAT_OPTIONS", "FlatOptions", "Limits", "Overflow", "Reconnect", "Timeouts", "resolve"]
+
+#: What becomes of an inbound call nobody here can take (``Limits.inbound_overflow``).
+Overflow = Literal["pass", "busy"]
 
 
 def _positive(name: str, value: Any) -> None:
@@ -42,7 +45,8 @@ class Timeouts:
     for ``ended`` after its reply; ``cleanup``: the hang-ups made when leaving
     ``async with``; ``close``: the WebSocket close handshake; ``ping_interval``: between
     client pings (``None``: no pings); ``silence``: without any frame from the server before
-    the socket counts as dead (``None``: no watchdog)."""
+    the socket counts as dead (``None``: no watchdog); ``drain_on_exit``: leaving
+    ``async with`` first drains the client within this long (``None``: no drain)."""
 
     connect: float = 10.0
     write: float = 10.0
@@ -51,6 +55,7 @@ class Timeouts:
     close: float = 2.0
     ping_interval: float | None = 30.0
     silence: float | None = 90.0
+    drain_on_exit: float | None = None
 
     def __post_init__(self) -> None:
         _positive("connect_timeout", self.connect)
@@ -58,6 +63,8 @@ class Timeouts:
         _positive("request_timeout", self.request)
         _positive("cleanup_timeout", self.cleanup)
         _positive("close_timeout", self.close)
+        if self.drain_on_exit is not None:
+            _positive("drain_on_exit", self.drain_on_exit)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -82,13 +89,17 @@ class Reconnect:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Limits:
     """``max_message_size``: bytes of one inbound message; ``inbound_buffer``: inbound calls
-    waiting for ``inbound_calls()``; ``max_handlers``: ``on_call`` handlers running at once
-    (a call beyond either is refused with ``busy``); ``max_queued``: requests waiting for a
-    connection; ``tombstone_grace``: seconds a finished dial's tag is remembered."""
+    waiting for ``inbound_calls()``; ``max_handlers``: ``on_call`` handlers running at once;
+    ``inbound_overflow``: what becomes of an inbound call beyond either, or arriving while
+    the client drains or closes: ``"pass"`` (``calling.pass``: the platform offers it to
+    another consumer of the context) or ``"busy"`` (ended with ``busy``);
+    ``max_queued``: requests waiting for a connection; ``tombstone_grace``: seconds a
+    finished dial's tag is remembered."""
 
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     inbound_buffer: int = 64
     max_handlers: int = 64
+    inbound_overflow: Overflow = "pass"
     max_queued: int = 10_000
     tombstone_grace: float = 60.0
 
@@ -100,6 +111,10 @@ class Limits:
         if buffer < 0:
             raise ConfigurationError(f"inbound_buffer: must be >= 0, got {buffer}")
         _count("max_handlers", self.max_handlers)
+        if self.inbound_overflow not in ("pass", "busy"):
+            raise ConfigurationError(
+                f"inbound_overflow: must be 'pass' or 'busy', got {self.inbound_overflow!r}"
+            )
 
 
 class FlatOptions(TypedDict, total=False):
@@ -112,6 +127,7 @@ class FlatOptions(TypedDict, total=False):
     close_timeout: float
     ping_interval: float | None
     silence_timeout: float | None
+    drain_on_exit: float | None
     connect_attempts: int
     auth_attempts: int
     backoff_initial: float
@@ -119,6 +135,7 @@ class FlatOptions(TypedDict, total=False):
     max_message_size: int
     inbound_buffer: int
     max_handlers: int
+    inbound_overflow: Overflow
     max_queued: int
     tombstone_grace: float
 
@@ -132,6 +149,7 @@ FLAT_OPTIONS: Mapping[str, tuple[type[Any], str]] = {
     "close_timeout": (Timeouts, "close"),
     "ping_interval": (Timeouts, "ping_interval"),
     "silence_timeout": (Timeouts, "silence"),
+    "drain_on_exit": (Timeouts, "drain_on_exit"),
     "connect_attempts": (Reconnect, "connect_attempts"),
     "auth_attempts": (Reconnect, "auth_attempts"),
     "backoff_initial": (Reconnect, "backoff_initial"),
@@ -139,6 +157,7 @@ FLAT_OPTIONS: Mapping[str, tuple[type[Any], str]] = {
     "max_message_size": (Limits, "max_message_size"),
     "inbound_buffer": (Limits, "inbound_buffer"),
     "max_handlers": (Limits, "max_handlers"),
+    "inbound_overflow": (Limits, "inbound_overflow"),
     "max_queued": (Limits, "max_queued"),
     "tombstone_grace": (Limits, "tombstone_grace"),
 }

@@ -6,7 +6,8 @@ Inside ``async with client:`` the session holds one task group with: the supervi
 resumes); the timer task (sleeps until the core's next deadline, runs ``handle_timer``, wakes
 the writer: it never writes, so a slow write cannot delay a timer); the writer task (drains
 the core's outbox into one socket write whenever a command asks); the ``on_call`` handlers
-(at most ``max_handlers``, ``_inbound``).
+(at most ``max_handlers``, ``_inbound``); a call nobody here can take is handed on
+(``_handoff``: passed, or ended busy).
 
 Invariants:
 
@@ -76,6 +77,7 @@ from ._errors import (
     dial_error,
     request_error,
 )
+from ._handoff import Handoff, lost_error
 from ._inbound import Inbound
 from ._link import Link, TransportFactory
 from ._options import Limits, Reconnect, Timeouts
@@ -125,6 +127,7 @@ class Session:
         self._requests: dict[str, Slot[JSONObject]] = {}
         self._calls: dict[str, Call] = {}
         self.surface = Surface(self, self._calls, core, limits)
+        self.handoff = Handoff(self, self._request, self._hang_up_for_exit, limits, timeouts)
         self._write_wanted = anyio.Event()
         self.new_event: Callable[[], anyio.Event] = anyio.Event  # the loop's own, once started
         self._timer = TimerTask(core, self.dispatch, self._want_write)
@@ -237,6 +240,8 @@ class Session:
                 async with anyio.create_task_group() as tg:
                     for call in self.calls:
                         tg.start_soon(self._hang_up_for_exit, call)
+        with anyio.move_on_after(self._cleanup_timeout):
+            await self.handoff.settled()  # the passes decided so far have their outcome
         self._stopping = True
         self._fail_waiters(ConnectionLostError("the client was closed"))
         self.inbound.end()
@@ -426,11 +431,7 @@ class Session:
             case CallLost(call_id=call_id):
                 lost = self._calls.pop(call_id, None)
                 if lost is not None:
-                    lost.finish(
-                        CallGoneError("the call no longer exists", code=410)
-                        if event.gone
-                        else ConnectionLostError("the session was lost with the call")
-                    )
+                    lost.finish(lost_error(event))
             case InboundCall():
                 self._on_inbound(event)
             case LivenessLost():
@@ -481,14 +482,11 @@ class Session:
         info = event.call
         call = Call.from_info(self, info)
         self._calls[info.call_id] = call
-        # Leaving ``async with``, nobody will handle it (and the exit hang-ups have already
-        # been counted); else a full buffer or all handlers busy: refuse it rather than
-        # leave it ringing. A cleanup hang-up: never refused by ``max_queued``.
-        why = "the client is closing" if self._closing else self.inbound.offer(call)
+        # Draining or leaving ``async with``, nobody will handle it; else a full buffer or
+        # all handlers busy: hand it on (passed, or ended busy) rather than leave it ringing.
+        why = self.handoff.closed(self._closing) or self.inbound.offer(call)
         if why is not None:
-            logger.warning("inbound call %s refused: %s", info.call_id, why)
-            call.finish(CallGoneError("the call was refused (busy)", code=410))
-            self.send(lambda core: core.end(info.call_id, "busy", cleanup=True))
+            self.handoff.refuse(call, why)
 
     def _fail_waiters(self, error: RelayError) -> None:
         for dial_slot in self._dials.values():

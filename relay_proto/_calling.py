@@ -11,6 +11,9 @@ Invariants:
   ``LocalProtocolError`` before anything is queued, as does any invalid param.
 * An action is recorded before its start request can be answered, so no event or reply
   for it can arrive unrecognised.
+* A call whose ``calling.pass`` the server accepted (``pass_call``, or ``execute`` naming
+  the call) is the session's no more: it is forgotten without a hang-up (``CallLost``
+  with ``passed``), and the server tells this session nothing more of it.
 * ``abandon_action`` never leaves an action running without a handle: a start that has not
   gone out is withdrawn; one on its way is stopped as soon as the server accepts it; one
   accepted is stopped now.
@@ -203,7 +206,8 @@ class CallCommands:
     def accepted(
         self, request_id: str, request: PendingRequest, result: JSONObject, events: list[Event]
     ) -> None:
-        """A request succeeded: an action's start accepted, a message named."""
+        """A request succeeded: an action's start accepted, a message named, a call
+        passed (no longer this session's: forgotten without a hang-up)."""
         if request.control_id is not None:
             record = self._tracker.actions.accepted(request.control_id)
             if record is not None:  # abandoned while its start was on its way: stop it
@@ -212,6 +216,8 @@ class CallCommands:
                     self.apply([stop], events)
         elif request.method == "messaging.send":
             self.messages.accepted(request_id, result, events)
+        elif request.method == "calling.pass" and request.call_id is not None:
+            self._tracker.call_gone(request.call_id, events, passed=True)
 
     def forget_start(self, request_id: str, request: PendingRequest, events: list[Event]) -> None:
         """A request failed or was lost: an action it started does not run."""

@@ -211,11 +211,14 @@ class CallLost:
 
     ``gone`` is true when the server answered a command for it with 404/410 (the call no
     longer exists); false when the session it lived in was not restored (the core has
-    queued a hang-up for it all the same).
+    queued a hang-up for it all the same). ``passed`` is true when the server accepted its
+    ``calling.pass``: the call lives on, offered to another consumer, and is no longer this
+    session's (nothing was hung up).
     """
 
     call_id: str
     gone: bool = False
+    passed: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -102,6 +102,13 @@ class CallSurface:
     def answer(self, call_id: str) -> str:
         return self._calls.call_request(self._calls.live_call(call_id), "calling.answer", {})
 
+    def pass_call(self, call_id: str) -> str:
+        """Decline an inbound call not answered yet (``calling.pass``): the server offers it
+        to another consumer of its context. Once accepted, the call is forgotten without a
+        hang-up (``CallLost`` with ``passed=True`` follows the ``RequestSucceeded``); a
+        refusal leaves it this session's."""
+        return self._calls.call_request(self._calls.live_call(call_id), "calling.pass", {})
+
     def connect_call(
         self,
         call_id: str,

@@ -17,7 +17,8 @@ Invariants:
   dial is never a call of the session.
 * Dial statuses, call and play states move only as the tables of ``_state`` allow;
   duplicates and backward moves produce nothing.
-* A call leaves ``calls`` when it reaches ``ended``, is lost, or its dial is abandoned; its
+* A call leaves ``calls`` when it reaches ``ended``, is lost, is passed (``release``), or
+  its dial is abandoned; its
   plays and timer leave with it, and its id is remembered (bounded) so a late duplicate
   ``calling.call.receive`` cannot bring it back.
 * Every timer in the queue belongs to a live record: timers are cancelled when what they
@@ -166,11 +167,12 @@ class CallTracker:
         self._kill(record, now, intents)
         return [record.failed(DialFailureCause.REFUSED, message, code=code)]
 
-    def call_gone(self, call_id: str, events: list[Event]) -> None:
-        """A call-level command answered 404/410: forget the call if it was still tracked."""
+    def call_gone(self, call_id: str, events: list[Event], passed: bool = False) -> None:
+        """A call-level command answered 404/410 (or its ``calling.pass`` was accepted:
+        ``passed``): forget the call, without a hang-up, if it was still tracked."""
         if call_id in self.calls:
             self._drop_call(call_id, events)
-            events.append(CallLost(call_id=call_id, gone=True))
+            events.append(CallLost(call_id=call_id, gone=not passed, passed=passed))
 
     def reset(self, unsent: frozenset[str], events: list[Event], intents: list[Intent]) -> None:
         """The server did not keep the session: fail every dial that reached it, lose calls.

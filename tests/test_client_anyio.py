@@ -324,9 +324,10 @@ async def test_inbound_iteration_ends_when_the_client_closes() -> None:
 
 
 async def test_inbound_call_nobody_takes_is_refused_busy() -> None:
+    overflow = {"inbound_buffer": 0, "inbound_overflow": "busy"}  # the default passes it
     async with (
         serve_simulator(scenario=FAST) as sim,
-        make_client(sim, contexts=["office"], inbound_buffer=0) as client,
+        make_client(sim, contexts=["office"], **overflow) as client,
     ):
         await barrier(client)
         await sim.inject_inbound_call(context="office", from_number=B, to_number=A)

@@ -351,7 +351,8 @@ async def test_on_call_handlers_are_bounded() -> None:
         await release.wait()
 
     async with serve_simulator(scenario=FAST) as sim:
-        client = client_of(sim.url, contexts=["office"], inbound_buffer=2, max_handlers=2)
+        limits = {"inbound_buffer": 2, "max_handlers": 2, "inbound_overflow": "busy"}
+        client = client_of(sim.url, contexts=["office"], **limits)
         client.on_call(handler)
         try:
             async with client:
