@@ -259,7 +259,9 @@ async def test_detect_fax() -> None:
 async def test_connect_then_the_peer_hangs_up_with_its_partner() -> None:
     async with dialled(plan(B={"hangup_after": 0.05})) as s:
         with anyio.fail_after(BOUND):
-            peer = await s.call.connect([[phone(B)]], ringback=PROMPT)
+            peer = await s.call.connect(
+                [[phone(B)]], ringback=PROMPT, status_url="https://example.com/bridge"
+            )
             assert s.call.peer is peer
             assert s.call.connect_state is ConnectState.CONNECTED
             assert peer in s.client.calls
