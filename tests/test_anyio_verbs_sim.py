@@ -227,8 +227,13 @@ async def test_detect_machine_then_ready() -> None:
             first = await action.wait()
             assert isinstance(first, DetectResult)
             assert (first.kind, first.result) == ("machine", "MACHINE")
+            ready = await action.wait_for("READY")
+            assert ready is not None
+            assert (ready.kind, ready.result) == ("machine", "READY")
             states = [(await s.next_event("detect")).state for _ in range(3)]
+            assert await action.wait_for("READY") is ready  # at once: already reported
         assert states == ["MACHINE", "READY", "finished"]  # the detector went on after it
+        assert [d.result for d in action.detections] == ["MACHINE", "READY"]
         assert action.done
         assert action.result is first
         assert s.sim.live_actions() == []
@@ -238,10 +243,12 @@ async def test_detect_machine_then_ready() -> None:
 async def test_detect_a_human(verdict: str) -> None:
     async with dialled(plan(A={"machine": {"result": verdict, "after": 0.02}})) as s:
         with anyio.fail_after(BOUND):
-            action = await s.call.detect_answering_machine(timeout=5)
+            action = await s.call.detect_answering_machine(detect_message_end=True, timeout=5)
             result = await action.wait()
+            assert await action.wait_for("READY") is None  # it finished without a beep
     assert isinstance(result, DetectResult)
     assert (result.kind, result.result) == ("machine", verdict)
+    assert action.state == "finished"
 
 
 async def test_detect_fax() -> None:
@@ -419,6 +426,7 @@ async def test_call_ending_mid_collect_and_detect() -> None:
             await s.call.wait_for_ended()
         for result in results:
             assert result.call_ended or result.state == "error", result
+        assert await detect.wait_for("MACHINE", "READY") is None
         assert collect.done
         assert detect.done
         assert s.call.actions == {}
