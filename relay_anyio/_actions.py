@@ -209,8 +209,19 @@ class Action:
         return self.result
 
     async def stop(self) -> JSONObject:
-        """Stop the action (``calling.<verb>.stop``); returns the reply's result."""
-        return await self.control("stop")
+        """Stop the action (``calling.<verb>.stop``); returns the reply's result.
+
+        Stopping an action that is over does nothing and returns ``{}``: nothing is sent if
+        it was over already, and if it ends while the stop is on its way, the server's
+        ``404`` for it is not an error (it says the action is gone, not the call)."""
+        if self._done:
+            return {}
+        try:
+            return await self.control("stop")
+        except CallGoneError:
+            if self._done:
+                return {}
+            raise
 
     async def control(self, control: str, params: Mapping[str, Any] | None = None) -> JSONObject:
         """Send one of the verb's controls (``stop``, ``pause``, ``volume``, ...)."""

@@ -470,3 +470,19 @@ async def test_an_action_on_an_ended_call_is_refused() -> None:
             with pytest.raises(CallGoneError):
                 await s.call.record()
         assert s.call.actions == {}
+
+
+async def test_stopping_an_action_that_is_over_is_not_an_error() -> None:
+    # The server answers 404 to a stop naming no running action: that must not read as
+    # the call being gone (CallGoneError) while the call is up.
+    async with dialled(plan(A={"machine": {"result": "HUMAN", "after": 0.01}})) as s:
+        with anyio.fail_after(BOUND):
+            detector = await s.call.detect_answering_machine(timeout=5)
+            await detector.wait()
+            await barrier(s.client)
+            assert detector.done
+            assert await detector.stop() == {}
+            play = await s.call.play_tts("Hello.")
+            assert await play.wait() is PlayState.FINISHED
+            assert await play.stop() == {}
+            assert not s.call.ended
