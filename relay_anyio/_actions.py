@@ -209,8 +209,19 @@ class Action:
         return self.result
 
     async def stop(self) -> JSONObject:
-        """Stop the action (``calling.<verb>.stop``); returns the reply's result."""
-        return await self.control("stop")
+        """Stop the action (``calling.<verb>.stop``); returns the reply's result.
+
+        Stopping an action that is over does nothing and returns ``{}``: nothing is sent if
+        it was over already, and if it ends while the stop is on its way, the server's
+        ``404`` for it is not an error (it says the action is gone, not the call)."""
+        if self._done:
+            return {}
+        try:
+            return await self.control("stop")
+        except CallGoneError:
+            if self._done:
+                return {}
+            raise
 
     async def control(self, control: str, params: Mapping[str, Any] | None = None) -> JSONObject:
         """Send one of the verb's controls (``stop``, ``pause``, ``volume``, ...)."""
@@ -264,9 +275,53 @@ class StandaloneCollectAction(Action):
 
 class DetectAction(Action):
     """``detect()`` and its shortcuts: ``wait()`` returns the first ``DetectResult`` (the
-    detector may go on until ``stop()`` or its timeout)."""
+    detector may go on until ``stop()`` or its timeout); ``detections`` lists every result
+    it reported, and ``wait_for()`` waits for a later one (a machine's ``READY``)."""
 
     result: DetectResult | ActionResult | None
+
+    def __init__(
+        self, call: Owner, verb: str, control_id: str, on_completed: OnCompleted | None = None
+    ) -> None:
+        super().__init__(call, verb, control_id, on_completed)
+        #: Every detection so far, in order (``DetectResult.result`` set).
+        self.detections: list[DetectResult] = []
+        self._moved = anyio.Event()
+
+    def apply(self, event: ActionStateChanged) -> None:
+        super().apply(event)
+        if isinstance(event.result, DetectResult) and event.result.result is not None:
+            self.detections.append(event.result)
+        self._wake()
+
+    def call_gone(self, error: RelayError) -> None:
+        super().call_gone(error)
+        self._wake()
+
+    def _wake(self) -> None:
+        moved, self._moved = self._moved, anyio.Event()
+        moved.set()
+
+    async def wait_for(
+        self,
+        *results: str,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> DetectResult | None:
+        """Wait until the detector reports one of ``results`` (``"READY"``: the machine's
+        greeting is over, leave the message now) and return that detection, at once if it
+        already has; ``None`` if the detector ends first (its timeout, ``stop()``, the
+        call ending). ``timeout``: ``TimeoutError`` after that many seconds (the detector
+        goes on). Raises ``ConnectionLostError`` if the client was closed or lost."""
+        with anyio.fail_after(timeout):
+            while True:
+                for detection in self.detections:
+                    if detection.result in results:
+                        return detection
+                if self._done:
+                    if self._lost is not None:
+                        raise self._lost
+                    return None
+                await self._moved.wait()
 
 
 class TapAction(Action):

@@ -24,7 +24,7 @@ from typing import Any
 from relay_proto import ClientConnection, ConnectState, ConnectStateChanged
 
 from ._call_media import MediaCall, given
-from ._errors import ConfigurationError, ConnectError, RelayError, RequestError
+from ._errors import ConnectError, RelayError, RequestError
 from ._waiters import Slot
 
 __all__ = ["Call"]
@@ -68,11 +68,9 @@ class Call(MediaCall):
         """Bridge this call to ``devices`` (a plan like a dial's); return the peer once
         connected. See the module docstring for failures and cancellation.
 
-        ``status_url`` is not supported yet (``ConfigurationError``): the bridge's progress
-        comes as events, on ``connect_state``.
+        ``status_url``: where the server also posts the bridge's progress (this client
+        follows it through events, on ``connect_state``).
         """
-        if status_url is not None:
-            raise ConfigurationError("connect: status_url is not supported by this client")
         if self._connecting is not None:
             raise RuntimeError("a connect() is already waiting on this call")
         slot: Slot[Call] = Slot()
@@ -87,6 +85,7 @@ class Call(MediaCall):
                 tag=tag,
                 max_duration=max_duration,
                 max_price_per_minute=max_price_per_minute,
+                status_url=status_url,
             )
             queued.append(request_id)
             return request_id

@@ -177,6 +177,7 @@ class CallCommands:
         tag: str | None,
         max_duration: int | None,
         max_price_per_minute: float | None,
+        status_url: str | None = None,
     ) -> str:
         call = self.live_call(call_id)
         params = commands.dial_params(
@@ -192,6 +193,8 @@ class CallCommands:
             params["tag"] = validate.non_empty_str("tag", tag)
         if ringback is not None:
             params["ringback"] = validate.media_list(ringback)
+        if status_url is not None:
+            params["status_url"] = validate.non_empty_str("status_url", status_url)
         return self.call_request(call, "calling.connect", params)
 
     # ------------------------------------------------------------------ messages

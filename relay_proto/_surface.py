@@ -118,9 +118,12 @@ class CallSurface:
         tag: str | None = None,
         max_duration: int | None = None,
         max_price_per_minute: float | None = None,
+        status_url: str | None = None,
     ) -> str:
         """Bridge a call (``calling.connect``) to a device plan (the same rules as a dial);
-        progress comes as ``ConnectStateChanged``, the peer then is a call of the session."""
+        progress comes as ``ConnectStateChanged``, the peer then is a call of the session.
+        ``status_url``: where the server also posts the bridge's progress (a non-empty
+        string, sent as it is)."""
         return self._calls.connect(
             call_id,
             devices,
@@ -128,6 +131,7 @@ class CallSurface:
             tag=tag,
             max_duration=max_duration,
             max_price_per_minute=max_price_per_minute,
+            status_url=status_url,
         )
 
     def send_message(

@@ -398,7 +398,7 @@ class ConnectRequest(NamedTuple):
 def check_connect(params: JSONObject) -> ConnectRequest:
     """A ``calling.connect``'s wire params: the dial plan rules for ``devices``, media rules
     for each ``ringback`` item, and the optional ``tag``, ``max_duration``,
-    ``max_price_per_minute``."""
+    ``max_price_per_minute``, ``status_url``."""
     plan = _plan(params.get("devices"), _wire_device)
     ringback = params.get("ringback", [])
     if type(ringback) is not list:
@@ -413,6 +413,8 @@ def check_connect(params: JSONObject) -> ConnectRequest:
         positive_int("max_duration", max_duration)
     if "max_price_per_minute" in params:
         positive_number("max_price_per_minute", params["max_price_per_minute"])
+    if "status_url" in params:
+        non_empty_str("status_url", params["status_url"])
     return ConnectRequest(plan, ringback, tag, max_duration)
 
 

@@ -66,7 +66,31 @@ def test_connect_request_shape_and_validation() -> None:
         c.core.connect_call("CALL-1", [[PHONE_A]], ringback=[])
     with pytest.raises(LocalProtocolError, match="tag"):
         c.core.connect_call("CALL-1", [[PHONE_A]], tag="")
+    for bad in ("", 7):
+        with pytest.raises(LocalProtocolError, match="status_url"):
+            c.core.connect_call("CALL-1", [[PHONE_A]], status_url=bad)  # type: ignore[arg-type]
     assert c.sent() == []
+
+
+def test_connect_with_a_status_url() -> None:
+    c = with_call()
+    url = "https://example.com/bridge"
+    rid = c.core.connect_call("CALL-1", [[PHONE_A]], status_url=url)
+    frame = c.sent_one()
+    assert (frame["id"], frame["method"]) == (rid, "calling.connect")
+    assert frame["params"] == {
+        "node_id": "NODE-1",
+        "call_id": "CALL-1",
+        "devices": [[PHONE_A]],
+        "status_url": url,
+    }
+    [succeeded] = c.feed(ok(rid, message="Connecting"))
+    assert isinstance(succeeded, RequestSucceeded)
+    assert [e.state for e in connect_event(c, "connecting")] == [ConnectState.CONNECTING]
+    [connected] = connect_event(c, "connected", peer=PEER)
+    assert connected.state is ConnectState.CONNECTED
+    assert connected.peer is not None
+    assert connected.peer.call_id == "PEER-1"
 
 
 def test_connect_states_and_the_peer_becomes_a_call() -> None:

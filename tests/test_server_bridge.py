@@ -400,6 +400,8 @@ def test_a_second_connect_is_409_while_connecting_and_while_connected() -> None:
         ({"tag": ""}, "tag"),
         ({"max_duration": 0}, "max_duration"),
         ({"max_price_per_minute": -1}, "max_price_per_minute"),
+        ({"status_url": ""}, "status_url"),
+        ({"status_url": 7}, "status_url"),
     ],
 )
 def test_connect_params_are_checked(extra: dict[str, Any], field: str) -> None:
@@ -415,5 +417,13 @@ def test_connect_params_are_checked(extra: dict[str, Any], field: str) -> None:
 def test_a_valid_ringback_and_price_are_accepted() -> None:
     peer, call_id = connected_peer()
     ringback = [tts("please hold"), {"type": "ringtone", "params": {"name": "us"}}]
-    frames = connect(peer, call_id, 1.0, [[phone(B)]], ringback=ringback, max_price_per_minute=1.5)
+    frames = connect(
+        peer,
+        call_id,
+        1.0,
+        [[phone(B)]],
+        ringback=ringback,
+        max_price_per_minute=1.5,
+        status_url="https://example.com/bridge",
+    )
     assert b(frames)[:2] == [("result", "200"), ("connect", "connecting", None, None)]
