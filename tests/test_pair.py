@@ -199,6 +199,12 @@ def _check_request(method: str, params: JSON) -> None:
             assert params["play"]
             for item in params["play"]:
                 _check_media(item)
+        elif method == "calling.connect":
+            optional = {"ringback", "tag", "max_duration", "max_price_per_minute", "status_url"}
+            _keys(params, call | {"devices"}, optional)
+            for group in params["devices"]:
+                for device in group:
+                    _check_device(device)
         elif method in _ACTION_STARTS:
             _keys(params, call | {"control_id"} | _ACTION_STARTS[method], _ANY_KEYS)
             assert _is_text(params["control_id"])

@@ -71,6 +71,7 @@ class World:
     play_request: str | None = None
     ping_id: str | None = None
     recent_id: str | None = None
+    record_id: str | None = None
 
 
 def _client() -> ClientConnection:
@@ -129,6 +130,9 @@ def ready() -> World:
     client.receive(
         event("calling.call.play", {"control_id": world.control_id, "state": "playing"}), now=0
     )
+    # a running record, and a message on its way
+    _, world.record_id = client.start_action("CALL-1", "record", {"record": {"audio": {}}})
+    client.send_message(to_number=A, from_number=B, body="hi")
     # a pending dial (tag2) with a ringing leg, its request still unanswered
     client.data_to_send()
     world.dial_tag = client.dial([[phone(B)]], now=0.0)
@@ -275,6 +279,46 @@ INPUTS: dict[str, Input] = {
     "play bad state": lambda w: event(
         "calling.call.play", {"control_id": _id(w.control_id), "state": "exploded"}
     ),
+    "record finished": lambda w: event(
+        "calling.call.record",
+        {"control_id": _id(w.record_id), "state": "finished", "url": "u", "duration": 1},
+    ),
+    "record bad state": lambda w: event(
+        "calling.call.record", {"control_id": _id(w.record_id), "state": "exploded"}
+    ),
+    "record no state": lambda w: event("calling.call.record", {"control_id": _id(w.record_id)}),
+    "record no control_id": lambda w: event("calling.call.record", {"state": "finished"}),
+    "collect stranger": lambda w: event(
+        "calling.call.collect", {"control_id": "X", "result": {"type": "digit"}}
+    ),
+    "collect no type": lambda w: event(
+        "calling.call.collect", {"control_id": "X", "result": {"params": {}}}
+    ),
+    "detect no event": lambda w: event("calling.call.detect", {"control_id": "X", "detect": 5}),
+    "fax no type": lambda w: event("calling.call.fax", {"control_id": "X", "fax": []}),
+    "connect connected": lambda w: event(
+        "calling.call.connect",
+        {
+            "call_id": _id(w.call_id),
+            "connect_state": "connected",
+            "peer": {"call_id": "PEER", "node_id": NODE},
+        },
+    ),
+    "connect bad state": lambda w: event(
+        "calling.call.connect", {"call_id": _id(w.call_id), "connect_state": "exploded"}
+    ),
+    "connect no call_id": lambda w: event("calling.call.connect", {"connect_state": "failed"}),
+    "message state": lambda w: event(
+        "messaging.state", {"message_id": "M1", "message_state": "delivered"}
+    ),
+    "message bad state": lambda w: event(
+        "messaging.state", {"message_id": "M1", "message_state": "exploded"}
+    ),
+    "message no id": lambda w: event("messaging.state", {"message_state": "sent"}),
+    "message inbound": lambda w: event(
+        "messaging.receive", {"message_id": "IN-M", "context": "office", "body": "hi"}
+    ),
+    "message inbound no id": lambda w: event("messaging.receive", {"body": "hi"}),
     "receive inbound": lambda w: event(
         "calling.call.receive",
         {"call_id": "IN-1", "node_id": NODE, "context": "office", "call_state": "ringing"},
@@ -401,6 +445,19 @@ COMMANDS: dict[str, Command] = {
         _id(w.call_id), _id(w.control_id), "volume", volume=3
     ),
     "play bad action": lambda w: w.client.play_control(_id(w.call_id), "c", "explode"),
+    "record": lambda w: w.client.start_action(_id(w.call_id), "record", {}),
+    "collect bad": lambda w: w.client.start_action(_id(w.call_id), "collect", {}),
+    "record stop": lambda w: w.client.action_control(
+        _id(w.call_id), "record", _id(w.record_id), "stop"
+    ),
+    "record bad control": lambda w: w.client.action_control(
+        _id(w.call_id), "record", _id(w.record_id), "volume"
+    ),
+    "abandon record": lambda w: w.client.abandon_action(_id(w.record_id)),
+    "connect_call": lambda w: w.client.connect_call(_id(w.call_id), [[phone(B)]]),
+    "connect_call bad": lambda w: w.client.connect_call(_id(w.call_id), []),
+    "send_message": lambda w: w.client.send_message(to_number=A, from_number=B, body="x"),
+    "send_message bad": lambda w: w.client.send_message(to_number=A, from_number=B),
     "end": lambda w: w.client.end(_id(w.call_id)),
     "end unknown": lambda w: w.client.end("nobody"),
     "answer": lambda w: w.client.answer(_id(w.call_id)),
@@ -457,7 +514,16 @@ def test_the_catalogue_sees_both_outcomes() -> None:
         "ping",
         "disconnect restart",
         "unknown method",
+        "record finished",
+        "record bad state",
+        "connect connected",
+        "message state",
+        "message inbound",
     }
     assert not accepted & refused_inputs
     assert {"connect", "dial same tag", "end unknown", "play on a leg"} <= refused_commands
+    assert {"collect bad", "record bad control", "connect_call bad"} <= refused_commands
+    assert {"send_message bad"} <= refused_commands
     assert not {"dial", "play", "end", "cancel pending dial", "execute"} & refused_commands
+    new = {"record", "record stop", "abandon record", "connect_call", "send_message"}
+    assert not new & refused_commands
