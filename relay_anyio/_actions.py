@@ -24,9 +24,8 @@ Invariants:
 
 from __future__ import annotations
 
-import inspect
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Protocol
 
 import anyio
@@ -47,6 +46,7 @@ from relay_proto import (
 )
 
 from ._errors import CallGoneError, RelayError
+from ._waiters import Runner, call_back
 
 __all__ = [
     "AIAction",
@@ -71,12 +71,6 @@ logger = logging.getLogger("relay_anyio")
 JSONObject = dict[str, Any]
 #: ``on_completed``: called with the action once it settles (sync or async).
 OnCompleted = Callable[["Action"], Any]
-
-
-class Runner(Protocol):
-    """Where an action's async callback runs (the client's task group)."""
-
-    def spawn(self, what: str, fn: Callable[[], Awaitable[Any]]) -> None: ...
 
 
 class Commands(Protocol):
@@ -177,22 +171,9 @@ class Action:
             return
         self.result = result
         self._settled.set()
-        callback = self._on_completed
-        if callback is None:
-            return
-        what = f"on_completed of {self.verb} {self.control_id}"
-        try:
-            outcome = callback(self)
-        except Exception:
-            logger.exception("%s raised", what)
-            return
-        if inspect.isawaitable(outcome):
-            awaitable = outcome
-
-            async def run() -> None:
-                await awaitable
-
-            self.call.session.surface.spawn(what, run)
+        if self._on_completed is not None:
+            what = f"on_completed of {self.verb} {self.control_id}"
+            call_back(self.call.session.surface, what, self._on_completed, self)
 
     # -------------------------------------------------------------- user API
 

@@ -28,8 +28,9 @@ import anyio
 
 from relay_proto import ActionStateChanged, CallInfo, CallState, ClientConnection
 
-from ._actions import Action, OnCompleted, PlayAction, Runner, handle_class
+from ._actions import Action, OnCompleted, PlayAction, handle_class
 from ._errors import CallGoneError, RelayError, RequestError
+from ._waiters import Runner
 
 __all__ = ["CallBase", "CallSession"]
 

@@ -17,10 +17,9 @@ Invariants:
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import anyio
@@ -28,6 +27,7 @@ import anyio
 from relay_proto import ClientConnection, MessageInfo, MessageState, MessageStateChanged
 
 from ._errors import ProtocolViolationError, RelayError
+from ._waiters import Runner, call_back
 
 __all__ = ["Message", "Messages"]
 
@@ -36,10 +36,6 @@ logger = logging.getLogger("relay_anyio")
 JSONObject = dict[str, Any]
 _STATES = {state.value: state for state in MessageState}
 _EARLY_LIMIT = 256
-
-
-class Runner(Protocol):
-    def spawn(self, what: str, fn: Callable[[], Awaitable[Any]]) -> None: ...
 
 
 class Sender(Protocol):
@@ -93,22 +89,9 @@ class Message:
             self._done.set()
 
     def _completed(self) -> None:
-        callback = self._on_completed
-        if callback is None:
-            return
-        what = f"on_completed of message {self.message_id}"
-        try:
-            outcome = callback(self)
-        except Exception:
-            logger.exception("%s raised", what)
-            return
-        if inspect.isawaitable(outcome):
-            awaitable = outcome
-
-            async def run() -> None:
-                await awaitable
-
-            self._runner.spawn(what, run)
+        if self._on_completed is not None:
+            what = f"on_completed of message {self.message_id}"
+            call_back(self._runner, what, self._on_completed, self)
 
     async def wait(self, timeout: float | None = None) -> str:  # noqa: ASYNC109
         """Wait for the final state (``delivered``, ``undelivered`` or ``failed``) and

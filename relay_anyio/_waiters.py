@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable
-from typing import Generic, TypeVar
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, Protocol, TypeVar
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
@@ -112,3 +114,26 @@ class Deadlines:
 
 
 _COMPACT_AT = 256
+
+
+class Runner(Protocol):
+    """Where a user's async callback runs (the client's task group)."""
+
+    def spawn(self, what: str, fn: Callable[[], Awaitable[Any]]) -> None: ...
+
+
+def call_back(runner: Runner, what: str, callback: Callable[[T], object], value: T) -> None:
+    """Run a user's ``on_completed`` with ``value``: a plain function at once, a coroutine
+    function as a task on ``runner``; what it raises is logged, never raised here."""
+    try:
+        outcome = callback(value)
+    except Exception:
+        logging.getLogger("relay_anyio").exception("%s raised", what)
+        return
+    if inspect.isawaitable(outcome):
+        awaitable = outcome
+
+        async def run() -> None:
+            await awaitable
+
+        runner.spawn(what, run)
