@@ -54,6 +54,7 @@ from ._errors import (
 )
 from ._handshake import accept_websocket, connect_websocket
 from ._link import Transport, TransportFactory
+from ._listeners import CallEvent
 from ._messages import Message
 from ._options import Limits, Reconnect, Timeouts
 from ._simulator import SimulatorServer, serve_simulator
@@ -66,6 +67,7 @@ __all__ = [
     "ActionResult",
     "AuthenticationError",
     "Call",
+    "CallEvent",
     "CallGoneError",
     "CallState",
     "CollectAction",

@@ -30,7 +30,8 @@ from relay_proto import ActionStateChanged, CallInfo, CallState, ClientConnectio
 
 from ._actions import Action, OnCompleted, PlayAction, handle_class
 from ._errors import CallGoneError, RelayError, RequestError
-from ._waiters import Runner
+from ._listeners import CallEvent, Listener
+from ._waiters import Runner, call_back
 
 __all__ = ["CallBase", "CallSession"]
 
@@ -38,6 +39,12 @@ JSONObject = dict[str, Any]
 A = TypeVar("A", bound=Action)
 
 logger = logging.getLogger("relay_anyio")
+
+
+class Hooks(Runner, Protocol):
+    """Where a call's user callbacks run, and the flag that turns ``Call.on`` routing on."""
+
+    listening: bool
 
 
 class CallSession(Protocol):
@@ -53,7 +60,7 @@ class CallSession(Protocol):
     def request_timeout(self) -> float: ...
 
     @property
-    def surface(self) -> Runner: ...
+    def surface(self) -> Hooks: ...
 
     def expire_at(self, when: float, done: Callable[[], bool], expire: Callable[[], None]) -> None:
         """Bound a wait: at ``when``, call ``expire()`` unless ``done()``."""
@@ -106,6 +113,8 @@ class CallBase:
         self._moved: anyio.Event | None = None
         #: The running actions, by ``control_id``.
         self.actions: dict[str, Action] = {}
+        #: ``Call.on`` handlers by event type (None until one is registered).
+        self._listeners: dict[str, list[Listener]] | None = None
 
     @classmethod
     def from_info(cls, session: CallSession, info: CallInfo) -> Self:
@@ -280,10 +289,57 @@ class CallBase:
             lambda core: core.execute(method, params or {}, call_id=self.call_id), call=self
         )
 
-    async def wait_for_ended(self) -> str | None:
-        """Wait until the call has ended; return its end reason."""
-        await self._ended.wait()
+    async def wait_for_ended(
+        self,
+        timeout: float | None = None,  # noqa: ASYNC109 (the official SDK's keyword)
+    ) -> str | None:
+        """Wait until the call has ended; return its end reason. ``timeout``:
+        ``TimeoutError`` after that many seconds."""
+        with anyio.fail_after(timeout):
+            await self._ended.wait()
         return self.end_reason
+
+    # -------------------------------------------------------------- raw events
+
+    def on(self, event_type: str, handler: Listener) -> None:
+        """Call ``handler(event)`` for every event of this call of type ``event_type``
+        (``calling.call.state``, ``calling.call.record``, ...): a ``CallEvent`` with the
+        server's params. A coroutine function runs as a task; what it raises is logged."""
+        if self._listeners is None:
+            self._listeners = {}
+            self.session.surface.listening = True
+        self._listeners.setdefault(event_type, []).append(handler)
+
+    async def wait_for(
+        self,
+        event_type: str,
+        predicate: Callable[[CallEvent], bool] | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 (the official SDK's keyword)
+    ) -> CallEvent:
+        """The next event of this call of type ``event_type`` (for which ``predicate`` is
+        true); ``TimeoutError`` after ``timeout`` seconds."""
+        got: list[CallEvent] = []
+        arrived = self.session.new_event()
+
+        def take(event: CallEvent) -> None:
+            if not got and (predicate is None or predicate(event)):
+                got.append(event)
+                arrived.set()
+
+        self.on(event_type, take)
+        try:
+            with anyio.fail_after(timeout):
+                await arrived.wait()
+        finally:
+            assert self._listeners is not None
+            self._listeners[event_type].remove(take)
+        return got[0]
+
+    def deliver(self, event: CallEvent) -> None:
+        """An event of this call came (called by the session)."""
+        if self._listeners is not None:
+            for handler in list(self._listeners.get(event.event_type, ())):
+                call_back(self.session.surface, f"handler of {event.event_type}", handler, event)
 
     async def wait_for_state(
         self,

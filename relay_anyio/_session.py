@@ -388,13 +388,15 @@ class Session:
 
     def dispatch(self, events: list[Event]) -> None:
         """Act on the core's events, in order, after the ``on_event`` hook saw each."""
-        hook, calls = self._on_event, self._calls
+        hook, calls, listening = self._on_event, self._calls, self.surface.listening
         for event in events:
             if hook is not None:
                 try:
                     hook(event)
                 except Exception:
                     logger.exception("on_event hook raised")
+            if listening:  # a ``Call.on``/``wait_for`` somewhere (else: no cost)
+                self.surface.notify(event)
             if type(event) is CallStateChanged:  # most events: applied here (no call)
                 call = calls.get(event.call_id)
                 if call is not None:

@@ -25,6 +25,7 @@ from relay_proto import (
     ActionStateChanged,
     ClientConnection,
     ConnectStateChanged,
+    Event,
     InboundMessage,
     MessageStateChanged,
 )
@@ -33,6 +34,7 @@ from ._call_base import CallSession
 from ._calls import Call
 from ._errors import CallGoneError, RelayError
 from ._inbound import Inbound
+from ._listeners import call_event
 from ._messages import Message, Messages, Sender, send_params
 from ._options import Limits
 
@@ -58,6 +60,8 @@ class Surface:
             buffer=limits.inbound_buffer, max_handlers=limits.max_handlers, kind="message"
         )
         self.messages = Messages(self)
+        #: Whether any call has a ``Call.on``/``wait_for`` listener (then ``notify`` runs).
+        self.listening = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -79,6 +83,12 @@ class Surface:
         self.inbound_messages.spawn(what, fn)
 
     # ------------------------------------------------------------------ events
+
+    def notify(self, event: Event) -> None:
+        """Hand the server's event behind ``event`` to its call's listeners, if any."""
+        raw = call_event(event)
+        if raw is not None and (call := self._calls.get(raw.call_id)) is not None:
+            call.deliver(raw)
 
     def apply(self, event: SurfaceEvent) -> None:
         match event:
