@@ -270,9 +270,10 @@ class DetectAction(Action):
         self._moved = anyio.Event()
 
     def apply(self, event: ActionStateChanged) -> None:
-        super().apply(event)
+        # First the list, then the handle's state: ``on_completed`` sees this detection.
         if isinstance(event.result, DetectResult) and event.result.result is not None:
             self.detections.append(event.result)
+        super().apply(event)
         self._wake()
 
     def call_gone(self, error: RelayError) -> None:

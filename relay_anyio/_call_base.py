@@ -279,9 +279,13 @@ class CallBase:
         )
         self.apply_state(CallState.ENDED, reason)
 
-    async def answer(self) -> None:
-        """Answer an inbound call."""
-        await self.session.command(lambda core: core.answer(self.call_id), call=self)
+    async def answer(self, **kwargs: Any) -> None:
+        """Answer an inbound call (``kwargs``: extra params of ``calling.answer``, as the
+        official SDK sends them)."""
+        if kwargs:
+            await self.execute("calling.answer", kwargs)
+        else:
+            await self.session.command(lambda core: core.answer(self.call_id), call=self)
 
     async def execute(self, method: str, params: Mapping[str, Any] | None = None) -> JSONObject:
         """Send any ``calling.<verb>`` for this call; returns the result object."""

@@ -300,7 +300,10 @@ class ActionTable:
             return
         if reading.result is None and reading.state == record.state:
             return
-        done = reading.state in verb.terminal or (record.ends_on_result and reading.settles)
+        if reading.from_result:  # a collect's result: it ends the collect unless continuous
+            done = record.ends_on_result and reading.settles
+        else:
+            done = reading.state in verb.terminal
         settles = not record.settled and (done or reading.settles)
         record.state = reading.state
         record.settled = record.settled or settles

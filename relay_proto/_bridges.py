@@ -35,6 +35,13 @@ class Bridges:
         self._calls = calls
         self._adopt = adopt
         self.states: dict[str, ConnectState] = {}
+        #: Calls with a ``calling.connect`` asked for and no news of it yet: a
+        #: ``disconnected`` now is the previous bridge's, late, and reports nothing.
+        self.asked: set[str] = set()
+
+    def requested(self, call_id: str) -> None:
+        """A new ``calling.connect`` for ``call_id`` was queued."""
+        self.asked.add(call_id)
 
     def on_event(
         self,
@@ -51,6 +58,11 @@ class Bridges:
             events.append(unknown_state(_WHERE, "connect_state", raw_state, inner))
             return
         peer = self._peer(inner.get("peer"))
+        if call_id in self.asked:
+            if state is ConnectState.DISCONNECTED:
+                return  # the end of the previous bridge, late
+            self.asked.discard(call_id)
+            self.states.pop(call_id, None)  # a new bridge starts from nothing
         if call_id not in self._calls or state not in _ORDER[self.states.get(call_id)]:
             return
         self.states[call_id] = state
@@ -77,13 +89,15 @@ class Bridges:
         if not (isinstance(call_id, str) and call_id and isinstance(node_id, str) and node_id):
             return None
         raw_state = peer.get("call_state")
-        state = CallState(raw_state) if raw_state in _CALL_STATES else CallState.ANSWERED
+        state = _CALL_STATES.get(raw_state) if type(raw_state) is str else None
+        state = CallState.ANSWERED if state is None else state
         return TrackedCall(
             call_id, node_id, opt_str(peer, "tag"), device_of(peer), "outbound", state, None, peer
         )
 
     def forget(self, call_id: str) -> None:
         self.states.pop(call_id, None)
+        self.asked.discard(call_id)
 
 
-_CALL_STATES = frozenset(CallState)
+_CALL_STATES = {state.value: state for state in CallState}

@@ -94,7 +94,8 @@ class CallCommands:
         body.update(params)
         request = PendingRequest(row.method, call_id=call.call_id, control_id=control_id)
         request_id = self.request(request, body)
-        continuous = params.get("continuous") is True
+        spec = params.get("collect")  # play_and_collect's flags are inside ``collect``
+        continuous = (spec if isinstance(spec, dict) else params).get("continuous") is True
         self._tracker.add_action(control_id, call.call_id, row, request_id, continuous)
         return request_id, control_id
 
@@ -195,7 +196,9 @@ class CallCommands:
             params["ringback"] = validate.media_list(ringback)
         if status_url is not None:
             params["status_url"] = validate.non_empty_str("status_url", status_url)
-        return self.call_request(call, "calling.connect", params)
+        request_id = self.call_request(call, "calling.connect", params)
+        self._tracker.bridges.requested(call.call_id)
+        return request_id
 
     # ------------------------------------------------------------------ messages
 
@@ -222,10 +225,19 @@ class CallCommands:
         elif request.method == "calling.pass" and request.call_id is not None:
             self._tracker.call_gone(request.call_id, events, passed=True)
 
-    def forget_start(self, request_id: str, request: PendingRequest, events: list[Event]) -> None:
-        """A request failed or was lost: an action it started does not run."""
+    def forget_start(
+        self, request_id: str, request: PendingRequest, events: list[Event], *, lost: bool = False
+    ) -> None:
+        """A request failed (``lost``: its reply went with the socket). An action's start
+        refused: nothing runs. Lost: it may run, and nobody will hold a handle to it
+        (the caller is told the start failed): it is stopped."""
         if request.control_id is not None:
+            record = self._tracker.actions.running.get(request.control_id)
             self._tracker.actions.forget(request.control_id)
+            running = record is not None and lost and request.sent  # it went out: it may run
+            stop = self.stop_of(request.control_id, record) if running and record else None
+            if stop is not None:
+                self.apply([stop], events)
         elif request.method == "messaging.send":
             self.messages.failed(request_id, events)
 

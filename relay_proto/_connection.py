@@ -396,7 +396,7 @@ class ClientConnection(CallSurface):
     def _fail_lost(self, request_id: str, request: PendingRequest, events: list[Event]) -> None:
         if request.surface:  # internal pings die with their socket, hang-ups are re-sent
             events.append(request.lost(request_id))  # (muted: an abandoned action's start)
-        self._calls.forget_start(request_id, request, events)
+        self._calls.forget_start(request_id, request, events, lost=True)
 
     def _reset_session(self, events: list[Event]) -> None:
         """The server did not keep the session: fail everything that lived in it.

@@ -136,6 +136,8 @@ class Messages:
             raw = str_field(inner, "message_state", where)
             events.append(unknown_state(where, "message_state", raw, inner))
             return
+        if self._early and not self.in_flight:  # the sends it waited for were given up
+            self._release(events)
         current = self.sent.get(info.message_id)
         if current is None and info.message_id in self._done:
             return  # a late event for a message already final

@@ -159,6 +159,9 @@ class Reading(NamedTuple):
     state: str
     result: ActionResult | None
     settles: bool = False
+    #: Read from a ``result`` (a collect's), not from a state: then only ``settles`` may end
+    #: the action (a continuous collect goes on through no_input and no_match).
+    from_result: bool = False
 
 
 #: ``reader(verb, inner_params, terminal_states)``.
@@ -262,7 +265,7 @@ def read_collect(verb: str, params: JSONObject, terminal: frozenset[str]) -> Rea
         text=_str(inner, "text"),
         confidence=confidence,
     )
-    return Reading(kind, collected, settles=final)
+    return Reading(kind, collected, settles=final, from_result=True)
 
 
 def read_detect(verb: str, params: JSONObject, terminal: frozenset[str]) -> Reading:

@@ -96,8 +96,10 @@ class CallSurface:
 
     def give_up(self, request_id: str) -> None:
         """Stop waiting for a request: one not yet sent is not sent, one sent is forgotten
-        and its late reply dropped; no event reports it. A cleanup hang-up is kept."""
+        and its late reply dropped; no event reports it. A cleanup hang-up is kept. A
+        message's send given up no longer holds early state events back."""
         self._requests.give_up(request_id)
+        self._calls.messages.in_flight.discard(request_id)
 
     def answer(self, call_id: str) -> str:
         return self._calls.call_request(self._calls.live_call(call_id), "calling.answer", {})
@@ -146,10 +148,11 @@ class CallSurface:
         region: str | None = None,
     ) -> str:
         """Queue ``messaging.send``; the reply's ``message_id`` names the message, whose
-        progress comes as ``MessageStateChanged``. ``context`` defaults to the first
-        context of the session, else ``"default"``."""
+        progress comes as ``MessageStateChanged``. ``context`` (where the state events
+        go) defaults, as the official SDK's does, to the session's ``protocol`` (which this
+        session receives on, whatever it subscribed to), else ``"default"``."""
         if context is None:
-            context = self._session.contexts[0] if self._session.contexts else "default"
+            context = self._session.protocol or "default"
         params = send_params(
             context=context,
             to_number=to_number,

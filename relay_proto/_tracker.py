@@ -189,8 +189,8 @@ class CallTracker:
             del self.dials[tag]
             assert record.timer is not None
             self._timers.cancel(record.timer)
-            if record.winner is not None and self.actions.running:  # an abandoned winner's
-                self.actions.end_for_call(record.winner, events)
+            if self.actions.running and (winner := self._abandoned_winner(record)):
+                self.actions.end_for_call(winner, events)
             pending = record.status is DialStatus.PENDING
             if record.status is not DialStatus.DEAD:
                 record.status = next_dial_status(record.status, DialInput.KILL)
@@ -430,8 +430,8 @@ class CallTracker:
                     events.append(DialTimedOut(tag=record.tag, legs=record.legs_snapshot()))
                 else:
                     del self.dials[payload]
-                    if record.winner is not None and self.actions.running:
-                        self.actions.end_for_call(record.winner, events)
+                    if self.actions.running and (winner := self._abandoned_winner(record)):
+                        self.actions.end_for_call(winner, events)
             else:
                 key = payload[1]
                 call = self.calls[key]
@@ -455,6 +455,12 @@ class CallTracker:
             if reason is not None:
                 leg.end_sent = True
                 intents.append(EndLeg(leg.node_id, leg.call_id, reason))
+
+    def _abandoned_winner(self, record: DialRecord) -> str | None:
+        """The dial's winner if it is no call of the session (abandoned after the answer):
+        its actions go with the dial's record. A live winner keeps them."""
+        winner = record.winner
+        return None if winner is None or winner in self.calls else winner
 
     def _retire(self, record: DialRecord, now: float) -> None:
         """Stop the dial's deadline and start the grace period after which the tag goes."""
@@ -486,7 +492,7 @@ class CallTracker:
             self._stop_max_duration(call)
         if self.actions.running and events is not None:  # usually empty: skip the scan
             self.actions.end_for_call(call_id, events)
-        if self.bridges.states:
+        if self.bridges.states or self.bridges.asked:
             self.bridges.forget(call_id)
         self._remember_finished(call_id)
 

@@ -74,7 +74,7 @@ async def test_send_message_and_its_states() -> None:
                 async def server() -> None:
                     frame = await expect(peer, "messaging.send")
                     assert frame["params"] == {
-                        "context": "office",
+                        "context": "signalwire_SIG_1",  # the session's protocol
                         "to_number": TO,
                         "from_number": FROM,
                         "body": "hi",

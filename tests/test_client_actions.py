@@ -469,15 +469,35 @@ def test_abandon_accepted_stops_now_unless_it_cannot_be_stopped() -> None:
     assert c.sent() == []
 
 
-def test_abandoned_start_lost_with_the_socket_is_forgotten() -> None:
+@pytest.mark.parametrize("abandoned", [False, True])
+def test_a_start_whose_reply_is_lost_is_stopped(abandoned: bool) -> None:
+    """The start went out, its reply went with the socket: the action may run, and nobody
+    holds a handle to it (the caller is told the start failed): the core stops it."""
     c = with_call()
     _rid, cid = c.core.start_action("CALL-1", "record", AUDIO)
     c.sent()
-    c.core.abandon_action(cid)
+    if abandoned:
+        c.core.abandon_action(cid)
     c.core.connection_lost(now=1)
-    _, events = c.connect()
-    assert not any(isinstance(e, RequestFailed) for e in events)
+    _, events = c.connect()  # resumed
+    failed = [e for e in events if isinstance(e, RequestFailed)]
+    assert len(failed) == (0 if abandoned else 1)
+    [stop] = c.sent()
+    assert stop["method"] == "calling.record.stop"
+    assert stop["params"]["control_id"] == cid
     assert ev(c, "record", cid, state="recording") == []
+
+
+def test_a_start_never_sent_and_lost_with_its_call_sends_no_stop() -> None:
+    c = Client()
+    c.connect()
+    c.answered_call("CALL-1")
+    c.sent()
+    c.core.connection_lost(now=1)
+    c.core.start_action("CALL-1", "record", AUDIO)  # held: no socket
+    _, events = c.connect(protocol="signalwire_OTHER")  # not restored: the call is lost
+    assert any(isinstance(e, RequestFailed) and e.connection_lost for e in events)
+    assert not any(f.get("method") == "calling.record.stop" for f in c.sent())
 
 
 def test_accepted_after_the_call_is_gone_sends_no_stop() -> None:
@@ -540,3 +560,28 @@ def test_actions_on_an_abandoned_winner_end_when_the_session_is_lost() -> None:
     _, events = c.connect(protocol="signalwire_OTHER")  # not restored
     ends = [e for e in events if isinstance(e, ActionStateChanged)]
     assert [(e.control_id, e.state, e.done) for e in ends] == [(cid, CALL_ENDED, True)]
+
+
+def test_a_continuous_play_and_collect_goes_on_after_its_first_result() -> None:
+    c = with_call()
+    collect = {"speech": {}, "continuous": True}
+    _, cid = start(c, "play_and_collect", {"play": PROMPT, "collect": collect})
+    [first] = ev(c, "collect", cid, result={"type": "speech", "params": {"text": "one"}})
+    assert first.settled
+    assert not first.done
+    [quiet] = ev(c, "collect", cid, result={"type": "no_input"})
+    assert not quiet.done  # continuous: it keeps listening
+    [end] = ev(c, "collect", cid, state="finished")
+    assert end.done
+
+
+def test_a_live_winners_actions_outlive_its_dial_tombstone() -> None:
+    c = Client(tombstone_grace=60)
+    c.connect()
+    c.answered_call("CALL-1")
+    c.sent()
+    _, cid = start(c, "record", AUDIO)
+    assert not [e for e in c.tick(61) if isinstance(e, ActionStateChanged)]
+    [done] = ev(c, "record", cid, state="finished", url="https://r/1.wav")
+    assert isinstance(done.result, RecordResult)
+    assert done.result.url == "https://r/1.wav"

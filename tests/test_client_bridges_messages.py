@@ -194,7 +194,7 @@ def test_send_message_params_and_validation() -> None:
     c.connect()
     _, params = send(c, body="Hi", media=["https://x/a.png"], tags=["t"], region="us")
     assert params == {
-        "context": "office",
+        "context": "signalwire_SIG_1",  # the session's protocol, as the official SDK sends
         "to_number": "+15551230000",
         "from_number": "+15559870000",
         "body": "Hi",
@@ -208,7 +208,12 @@ def test_send_message_params_and_validation() -> None:
     assert params2["context"] == "sales"
     assert params2["media"] == ["https://x/b.png"]
     _, params3 = send(c2, body="x")
-    assert params3["context"] == "default"
+    assert params3["context"] == "signalwire_SIG_1"
+    c3 = Client()  # no session yet: no protocol to name
+    c3.core.send_message(to_number="+15551230000", from_number="+15559870000", body="x")
+    c3.connect()
+    [held] = c3.sent()
+    assert held["params"]["context"] == "default"
     bad: list[tuple[dict[str, Any], str]] = [
         ({"body": None}, "body or media"),
         ({"media": []}, "body or media"),
@@ -359,3 +364,40 @@ def test_a_failed_send_keeps_holding_while_another_is_in_flight() -> None:
     assert [type(e) for e in c.feed(error(rid, 500, "no"))] == [RequestFailed]
     events = c.feed(result(rid2, {"code": "200", "message": "ok", "message_id": "M2"}))
     assert [type(e) for e in events] == [RequestSucceeded, MessageStateChanged]
+
+
+def test_a_send_given_up_no_longer_holds_state_events() -> None:
+    c = Client()
+    c.connect()
+    rid, _ = send(c, body="hi")
+    assert state_event(c, "M-OTHER", "sent") == []  # held: the send may name it
+    c.core.give_up(rid)
+    released, new = state_event(c, "M-NEW", "delivered")
+    assert isinstance(released, MessageStateChanged)
+    assert released.message.message_id == "M-OTHER"
+    assert isinstance(new, MessageStateChanged)
+    assert new.message.message_id == "M-NEW"
+
+
+def test_a_stale_disconnected_does_not_end_the_next_bridge() -> None:
+    c = with_call()
+    c.core.connect_call("CALL-1", [[PHONE_A]])
+    c.sent()
+    connect_event(c, "connected", peer=PEER)
+    c.core.connect_call("CALL-1", [[PHONE_A]])  # after a disconnect whose event is late
+    c.sent()
+    assert connect_event(c, "disconnected", peer=PEER) == []  # the previous bridge's
+    [connecting] = connect_event(c, "connecting")
+    assert connecting.state is ConnectState.CONNECTING
+    [connected] = connect_event(c, "connected", peer={**PEER, "call_id": "PEER-2"})
+    assert connected.peer is not None
+    assert connected.peer.call_id == "PEER-2"
+    [ended] = connect_event(c, "disconnected")  # now it is this bridge's
+    assert ended.state is ConnectState.DISCONNECTED
+
+
+def test_a_peer_with_an_unhashable_call_state_is_read() -> None:
+    c = with_call()
+    [ev] = connect_event(c, "connected", peer={**PEER, "call_state": []})
+    assert ev.peer is not None
+    assert ev.peer.state is CallState.ANSWERED
