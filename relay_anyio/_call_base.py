@@ -30,6 +30,7 @@ from relay_proto import ActionStateChanged, CallInfo, CallState, ClientConnectio
 
 from ._actions import Action, OnCompleted, PlayAction, Runner, handle_class
 from ._errors import CallGoneError, RelayError, RequestError
+from ._waiters import Flag, wait_flag
 
 __all__ = ["CallBase", "CallSession"]
 
@@ -44,9 +45,8 @@ class CallSession(Protocol):
     send one nobody waits for, the bound of a wait for the server, and where user
     callbacks run."""
 
-    #: Makes an ``anyio.Event`` of the running loop's kind (reason: ``anyio.Event()``
-    #: looks the backend up on every call, and every call makes one).
-    new_event: Callable[[], anyio.Event]
+    #: Makes the running loop's own event (``_waiters.event_factory``; every call makes one).
+    new_event: Callable[[], Flag]
 
     @property
     def request_timeout(self) -> float: ...
@@ -102,7 +102,7 @@ class CallBase:
         self.end_reason: str | None = None
         self._ended = session.new_event()
         #: Set (and dropped) at the next state change; made only when someone waits.
-        self._moved: anyio.Event | None = None
+        self._moved: Flag | None = None
         #: The running actions, by ``control_id``.
         self.actions: dict[str, Action] = {}
 
@@ -140,7 +140,10 @@ class CallBase:
             self._moved.set()
             self._moved = None
         if state is CallState.ENDED:
-            self.finish(CallGoneError("the call ended before the play finished", code=410))
+            if self.actions:  # no error made for nobody (most calls end with no action)
+                self.finish(CallGoneError("the call ended before the play finished", code=410))
+            else:
+                self._close()
 
     def apply_action(self, event: ActionStateChanged) -> None:
         """The core reported progress of one of this call's actions."""
@@ -155,6 +158,9 @@ class CallBase:
         actions, self.actions = self.actions, {}
         for action in actions.values():
             action.call_gone(error)
+        self._close()
+
+    def _close(self) -> None:
         self._ended.set()
         if self._moved is not None:
             self._moved.set()
@@ -281,7 +287,7 @@ class CallBase:
 
     async def wait_for_ended(self) -> str | None:
         """Wait until the call has ended; return its end reason."""
-        await self._ended.wait()
+        await wait_flag(self._ended)
         return self.end_reason
 
     async def wait_for_state(
