@@ -140,10 +140,7 @@ class CallBase:
             self._moved.set()
             self._moved = None
         if state is CallState.ENDED:
-            if self.actions:  # no error made for nobody (most calls end with no action)
-                self.finish(CallGoneError("the call ended before the play finished", code=410))
-            else:
-                self._close()
+            self.finish(CallGoneError("the call ended before the play finished", code=410))
 
     def apply_action(self, event: ActionStateChanged) -> None:
         """The core reported progress of one of this call's actions."""
@@ -158,9 +155,6 @@ class CallBase:
         actions, self.actions = self.actions, {}
         for action in actions.values():
             action.call_gone(error)
-        self._close()
-
-    def _close(self) -> None:
         self._ended.set()
         if self._moved is not None:
             self._moved.set()
