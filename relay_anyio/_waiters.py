@@ -94,8 +94,14 @@ def loop_clock() -> Callable[[], float]:
 
 def cancel_check() -> Callable[[], Awaitable[None]]:
     """``anyio.lowlevel.checkpoint_if_cancelled`` of the running loop's backend, without
-    its per-call backend look-up (call it inside the loop; anyio >= 4.11 names the backend,
-    an older one gets the look-up)."""
+    its per-call backend look-up (call it inside the loop; on asyncio, anyio >= 4.11 names
+    its backend, an older one gets the look-up)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        import trio
+
+        return trio.lowlevel.checkpoint_if_cancelled  # what anyio's trio backend calls
     current_token: Callable[[], Any] | None = getattr(anyio.lowlevel, "current_token", None)
     if current_token is None:  # pragma: no cover - anyio < 4.11
         return anyio.lowlevel.checkpoint_if_cancelled
