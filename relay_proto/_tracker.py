@@ -41,7 +41,6 @@ from ._errors import RemoteProtocolError
 from ._events import (
     CallLost,
     CallState,
-    CallStateChanged,
     DialAnswered,
     DialFailureCause,
     DialTimedOut,
@@ -49,6 +48,7 @@ from ._events import (
     InboundCall,
     UnknownState,
 )
+from ._making import call_state_changed
 from ._records import (
     CALL_STATES,
     DialRecord,
@@ -246,16 +246,9 @@ class CallTracker:
         elif moved and state is CallState.ENDED and self.actions.running:
             self.actions.end_for_call(call_id, events)  # the winner of an abandoned dial
         if moved:  # not for a call this session does not know: acknowledged and ignored
-            events.append(
-                CallStateChanged(
-                    call_id=call_id,
-                    node_id=node_id,
-                    tag=tag,
-                    state=state,
-                    previous=previous,
-                    end_reason=end_text,
-                    timestamp=timestamp,
-                    raw=inner,
+            events.append(  # ``CallStateChanged(...)``, made quicker (``_making``)
+                call_state_changed(
+                    call_id, node_id, tag, state, previous, end_text, timestamp, inner
                 )
             )
 
@@ -348,15 +341,8 @@ class CallTracker:
         if forced:
             # The dial event came before the winner's own ``answered`` state event.
             events.append(
-                CallStateChanged(
-                    call_id=call_id,
-                    node_id=node_id,
-                    tag=record.tag,
-                    state=CallState.ANSWERED,
-                    previous=previous,
-                    end_reason=None,
-                    timestamp=None,
-                    raw=call_obj,
+                call_state_changed(
+                    call_id, node_id, record.tag, CallState.ANSWERED, previous, None, None, call_obj
                 )
             )
         record.status = next_dial_status(record.status, DialInput.ANSWER)
