@@ -351,8 +351,7 @@ class ClientConnection(CallSurface):
                 self._apply(intents, events)
         elif failure is None:
             assert isinstance(message, wire.Result)
-            if request.contexts:
-                self._session.accepted(request.contexts)
+            self._session.accepted(request.contexts)
             if request.surface:
                 events.append(request.succeeded(request_id, message.result))
             if request.control_id is not None or request.method in _ACCEPT_TRACKED:
