@@ -1,4 +1,4 @@
-"""Quick constructors for the frozen events the core makes for every call state.
+"""Quick constructors for the frozen events the core makes for every call state and dial.
 
 Reason: a frozen dataclass's ``__init__`` sets each field through ``object.__setattr__`` by
 name (a look-up per field); calling the slots' own setters does the same work in about a
@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import fields
 from typing import Any
 
-from ._events import CallInfo, CallState, CallStateChanged, Leg
+from ._events import CallInfo, CallState, CallStateChanged, DialAnswered, Leg
 from ._wire import JSONObject
 
 Setter = Callable[[Any, Any], None]
@@ -39,6 +39,7 @@ _i_call, _i_node, _i_tag, _i_device, _i_direction, _i_state, _i_context, _i_raw 
 _l_call, _l_node, _l_device, _l_state, _l_end = _setters(
     Leg, ("call_id", "node_id", "device", "state", "end_reason")
 )
+_a_tag, _a_call, _a_legs = _setters(DialAnswered, ("tag", "call", "legs"))
 
 
 def call_state_changed(
@@ -95,3 +96,11 @@ def new_leg(
     _l_state(made, state)
     _l_end(made, end_reason)
     return made
+
+
+def dial_answered(tag: str, call: CallInfo, legs: tuple[Leg, ...]) -> DialAnswered:
+    event: DialAnswered = _new(DialAnswered)
+    _a_tag(event, tag)
+    _a_call(event, call)
+    _a_legs(event, legs)
+    return event

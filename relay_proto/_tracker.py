@@ -41,14 +41,13 @@ from ._errors import RemoteProtocolError
 from ._events import (
     CallLost,
     CallState,
-    DialAnswered,
     DialFailureCause,
     DialTimedOut,
     Event,
     InboundCall,
     UnknownState,
 )
-from ._making import call_state_changed
+from ._making import call_state_changed, dial_answered
 from ._records import (
     CALL_STATES,
     DialRecord,
@@ -349,7 +348,7 @@ class CallTracker:
         record.winner = call_id
         self._retire(record, now)
         call = self._hand_over(record, leg, call_obj, now)
-        events.append(DialAnswered(tag=record.tag, call=call.info(), legs=record.legs_snapshot()))
+        events.append(dial_answered(record.tag, call.info(), record.legs_snapshot()))
         if len(record.legs) > 1:  # a lone winner is never ended (``end_reason``): no call
             self._end_legs(record, intents)
 

@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from relay_proto import CallInfo, CallState, CallStateChanged, Leg
-from relay_proto._making import call_info, call_state_changed, new_leg
+from relay_proto import CallInfo, CallState, CallStateChanged, DialAnswered, Leg
+from relay_proto._making import call_info, call_state_changed, dial_answered, new_leg
 
 
 def _same(made: object, built: object) -> None:
@@ -61,3 +61,9 @@ def test_leg_matches_its_constructor() -> None:
     _same(made, built)
     with pytest.raises(dataclasses.FrozenInstanceError):
         made.end_reason = "x"  # type: ignore[misc]
+
+
+def test_dial_answered_matches_its_constructor() -> None:
+    info = call_info("c4", "n4", "t4", {}, "outbound", CallState.ANSWERED, None, {})
+    legs = (new_leg("c4", "n4", {}, CallState.ANSWERED, None),)
+    _same(dial_answered("t4", info, legs), DialAnswered(tag="t4", call=info, legs=legs))
