@@ -410,7 +410,13 @@ class Session:
         """With ``dispatch`` (which applies ``CallStateChanged``, the most frequent event,
         inline), the one place where events change the session: slots, the call registry,
         the ``Call`` and ``PlayAction`` objects, the link."""
-        match event:
+        match event:  # the two of every dial first: each case is a class check
+            case RequestSucceeded(request_id=request_id):
+                slot = self._requests.get(request_id)
+                if slot is not None:
+                    slot.set(event.result)
+            case DialAnswered():
+                self._on_answered(event)
             case (
                 ActionStateChanged()
                 | ConnectStateChanged()
@@ -418,14 +424,8 @@ class Session:
                 | InboundMessage()
             ):
                 self.surface.apply(event)
-            case RequestSucceeded(request_id=request_id):
-                slot = self._requests.get(request_id)
-                if slot is not None:
-                    slot.set(event.result)
             case RequestFailed():
                 self._on_request_failed(event)
-            case DialAnswered():
-                self._on_answered(event)
             case DialFailed() | DialTimedOut():
                 dial = self._dials.get(event.tag)
                 if dial is not None:
