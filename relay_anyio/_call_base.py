@@ -31,7 +31,7 @@ from relay_proto import ActionStateChanged, CallInfo, CallState, ClientConnectio
 from ._actions import Action, OnCompleted, PlayAction, handle_class
 from ._errors import CallGoneError, RelayError, RequestError
 from ._listeners import CallEvent, Listener
-from ._waiters import Runner, call_back
+from ._waiters import Flag, Runner, call_back, wait_flag
 
 __all__ = ["CallBase", "CallSession"]
 
@@ -52,9 +52,8 @@ class CallSession(Protocol):
     send one nobody waits for, the bound of a wait for the server, and where user
     callbacks run."""
 
-    #: Makes an ``anyio.Event`` of the running loop's kind (reason: ``anyio.Event()``
-    #: looks the backend up on every call, and every call makes one).
-    new_event: Callable[[], anyio.Event]
+    #: Makes the running loop's own event (``_waiters.event_factory``; every call makes one).
+    new_event: Callable[[], Flag]
 
     @property
     def request_timeout(self) -> float: ...
@@ -110,7 +109,7 @@ class CallBase:
         self.end_reason: str | None = None
         self._ended = session.new_event()
         #: Set (and dropped) at the next state change; made only when someone waits.
-        self._moved: anyio.Event | None = None
+        self._moved: Flag | None = None
         #: The running actions, by ``control_id``.
         self.actions: dict[str, Action] = {}
         #: ``Call.on`` handlers by event type (None until one is registered).
@@ -300,7 +299,7 @@ class CallBase:
         """Wait until the call has ended; return its end reason. ``timeout``:
         ``TimeoutError`` after that many seconds."""
         with anyio.fail_after(timeout):
-            await self._ended.wait()
+            await wait_flag(self._ended)
         return self.end_reason
 
     # -------------------------------------------------------------- raw events
@@ -333,7 +332,7 @@ class CallBase:
         self.on(event_type, take)
         try:
             with anyio.fail_after(timeout):
-                await arrived.wait()
+                await wait_flag(arrived)
         finally:
             assert self._listeners is not None
             self._listeners[event_type].remove(take)
@@ -356,7 +355,7 @@ class CallBase:
             while self.state.rank < target.rank and not self.ended:
                 if self._moved is None:
                     self._moved = self.session.new_event()
-                await self._moved.wait()
+                await wait_flag(self._moved)
         return self.state
 
     async def wait_for_ringing(self, timeout: float | None = None) -> CallState:  # noqa: ASYNC109

@@ -82,6 +82,9 @@ class LinkOwner(Protocol):
         """True once no more reconnecting is wanted."""
         ...
 
+    #: ``anyio.current_time`` of the running loop (looked up once).
+    clock: Callable[[], float]
+
     def dispatch(self, events: list[Event]) -> None:
         """Act on events the core returned."""
         ...
@@ -246,13 +249,14 @@ class Link:
         core = owner.core
         receive = core.receive
         redact_events = self._redactor.events
+        clock = owner.clock
         while True:
             try:
                 texts = await ws.receive_texts()
             except ProtocolViolationError as exc:
                 logger.warning("server broke the protocol: %s", exc)
                 continue
-            now = anyio.current_time()
+            now = clock()
             if core.state is SessionState.READY:
                 # The usual batch: no connect is outstanding, so no frame here can answer
                 # one; the frames' events are masked and dispatched once per read.

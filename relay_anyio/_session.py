@@ -31,7 +31,7 @@ Invariants:
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from typing import Any, assert_never
 
@@ -83,7 +83,7 @@ from ._link import Link, TransportFactory
 from ._options import Limits, Reconnect, Timeouts
 from ._surface import Surface
 from ._timer import TimerTask
-from ._waiters import Slot, event_factory
+from ._waiters import Flag, Slot, cancel_check, event_factory, loop_clock, wait_flag
 
 logger = logging.getLogger("relay_anyio")
 
@@ -128,8 +128,11 @@ class Session:
         self._calls: dict[str, Call] = {}
         self.surface = Surface(self, self._calls, core, limits)
         self.handoff = Handoff(self, self._request, self._hang_up_for_exit, limits, timeouts)
-        self._write_wanted = anyio.Event()
-        self.new_event: Callable[[], anyio.Event] = anyio.Event  # the loop's own, once started
+        self._write_wanted: Flag = anyio.Event()
+        # The loop's own primitives once started (``_waiters``: no backend look-up per call).
+        self.new_event: Callable[[], Flag] = anyio.Event
+        self.clock: Callable[[], float] = anyio.current_time
+        self._cancel_check: Callable[[], Awaitable[None]] = anyio.lowlevel.checkpoint_if_cancelled
         self._timer = TimerTask(core, self.dispatch, self._want_write)
 
     # ------------------------------------------------------------------ what the link needs
@@ -170,7 +173,8 @@ class Session:
         if self._used:
             raise RuntimeError("a RelayClient is used once: it is not reentrant or reusable")
         self._used = True
-        self.new_event = event_factory()
+        self.new_event, self.clock = event_factory(), loop_clock()
+        self._cancel_check = cancel_check()
         stack = AsyncExitStack()
         stack.callback(self.inbound.close)
         stack.callback(self.surface.close)
@@ -273,9 +277,9 @@ class Session:
         self.check_open()
         # Already cancelled: leave before the core queues anything (a queued frame would
         # go out with the next write, cancelled or not).
-        await anyio.lowlevel.checkpoint_if_cancelled()
+        await self._cancel_check()
         try:
-            tag = self._core.dial(devices, now=anyio.current_time(), **options)
+            tag = self._core.dial(devices, now=self.clock(), **options)
         except LocalProtocolError as exc:
             raise ConfigurationError(str(exc)) from None
         slot: Slot[DialOutcome] = Slot(self.new_event())
@@ -307,7 +311,7 @@ class Session:
         self.check_open()
         if call is not None and call.ended:
             raise CallGoneError(f"call {call.call_id} has ended", code=410)
-        await anyio.lowlevel.checkpoint_if_cancelled()
+        await self._cancel_check()
         try:
             return await self._request(start, give_up)
         except LocalProtocolError as exc:
@@ -324,7 +328,7 @@ class Session:
         self._requests[request_id] = slot
         self._want_write()
         self._timer.expire_at(
-            anyio.current_time() + self._request_timeout,
+            self.clock() + self._request_timeout,
             lambda: self._requests.get(request_id) is not slot,
             lambda: self._expire(request_id, slot, give_up),
         )
@@ -360,15 +364,13 @@ class Session:
 
     def _want_write(self) -> None:
         """Ask the writer task to flush the core's outbox (cheap when already asked)."""
-        wanted = self._write_wanted
-        if not wanted.is_set():
-            wanted.set()
+        self._write_wanted.set()  # a no-op when it is set already
 
     async def _writer_loop(self, scope: anyio.CancelScope) -> None:
         """Flush on request: under load, many commands share one drain and one write."""
         with scope:
             while True:
-                await self._write_wanted.wait()
+                await wait_flag(self._write_wanted)
                 self._write_wanted = self.new_event()
                 await self.flush()
 
@@ -410,7 +412,13 @@ class Session:
         """With ``dispatch`` (which applies ``CallStateChanged``, the most frequent event,
         inline), the one place where events change the session: slots, the call registry,
         the ``Call`` and ``PlayAction`` objects, the link."""
-        match event:
+        match event:  # the two of every dial first: each case is a class check
+            case RequestSucceeded(request_id=request_id):
+                slot = self._requests.get(request_id)
+                if slot is not None:
+                    slot.set(event.result)
+            case DialAnswered():
+                self._on_answered(event)
             case (
                 ActionStateChanged()
                 | ConnectStateChanged()
@@ -418,14 +426,8 @@ class Session:
                 | InboundMessage()
             ):
                 self.surface.apply(event)
-            case RequestSucceeded(request_id=request_id):
-                slot = self._requests.get(request_id)
-                if slot is not None:
-                    slot.set(event.result)
             case RequestFailed():
                 self._on_request_failed(event)
-            case DialAnswered():
-                self._on_answered(event)
             case DialFailed() | DialTimedOut():
                 dial = self._dials.get(event.tag)
                 if dial is not None:

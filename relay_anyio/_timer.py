@@ -17,7 +17,7 @@ import anyio
 
 from relay_proto import ClientConnection, Event
 
-from ._waiters import Deadlines, event_factory
+from ._waiters import Deadlines, Flag, event_factory
 
 __all__ = ["TimerTask"]
 
@@ -37,7 +37,7 @@ class TimerTask:
         self._dispatch = dispatch
         self._want_write = want_write
         self._deadlines = Deadlines()
-        self._wakeup = anyio.Event()
+        self._wakeup: Flag = anyio.Event()
         self._at: float | None = None  # when the task will wake, None while it runs
 
     def poke(self) -> None:

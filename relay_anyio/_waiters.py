@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import inspect
 import logging
@@ -10,9 +11,29 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Generic, Protocol, TypeVar
 
 import anyio
+import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 T = TypeVar("T")
+
+
+class Flag(Protocol):
+    """What the client needs of an event: ``anyio.Event`` or the loop's own (``event_factory``)."""
+
+    def set(self) -> None: ...
+
+    def is_set(self) -> bool: ...
+
+    async def wait(self) -> object: ...
+
+
+async def wait_flag(flag: Flag) -> None:
+    """``flag.wait()`` with ``anyio.Event``'s rule: a checkpoint even if it is set already
+    (an asyncio event would return without one)."""
+    if flag.is_set():
+        await anyio.lowlevel.checkpoint()
+    else:
+        await flag.wait()
 
 
 class Slot(Generic[T]):
@@ -21,7 +42,7 @@ class Slot(Generic[T]):
 
     __slots__ = ("_event", "value")
 
-    def __init__(self, event: anyio.Event | None = None) -> None:
+    def __init__(self, event: Flag | None = None) -> None:
         self._event = anyio.Event() if event is None else event
         self.value: T | BaseException | None = None
 
@@ -35,21 +56,59 @@ class Slot(Generic[T]):
         return self._event.is_set()
 
     async def wait(self) -> T:
-        await self._event.wait()
+        event = self._event
+        if event.is_set():  # ``wait_flag``, inlined (one call less per request)
+            await anyio.lowlevel.checkpoint()
+        else:
+            await event.wait()
         value = self.value
         if isinstance(value, BaseException):
             raise value
         return value  # type: ignore[return-value]
 
 
-def event_factory() -> Callable[[], anyio.Event]:
-    """Makes ``anyio.Event``s of the running event loop's kind (call it inside the loop).
+def event_factory() -> Callable[[], Flag]:
+    """Makes the running event loop's own events (call it inside the loop).
 
-    Reason: ``anyio.Event()`` looks the running backend up on every call (several calls
-    deep), and the client makes a few events per dial; the backend's own class, taken once,
-    is the same object without the look-up.
+    Reason: an ``anyio.Event`` wraps the loop's own event, so each of its calls is two, and
+    ``anyio.Event()`` looks the running backend up; the client makes, sets and waits for a
+    few events per dial. Waits that may find the event set go through ``wait_flag``.
     """
-    return type(anyio.Event())
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # not asyncio: trio, the one other backend anyio runs on
+        import trio  # an optional dependency, present when trio runs
+
+        return trio.Event
+    return asyncio.Event
+
+
+def loop_clock() -> Callable[[], float]:
+    """``anyio.current_time`` of the running loop, without its per-call backend look-up
+    (call it inside the loop). Reason: the client reads the clock for every command."""
+    try:
+        return asyncio.get_running_loop().time
+    except RuntimeError:
+        import trio
+
+        return trio.current_time
+
+
+def cancel_check() -> Callable[[], Awaitable[None]]:
+    """``anyio.lowlevel.checkpoint_if_cancelled`` of the running loop's backend, without
+    its per-call backend look-up (call it inside the loop; on asyncio, anyio >= 4.11 names
+    its backend, an older one gets the look-up)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        import trio
+
+        return trio.lowlevel.checkpoint_if_cancelled  # what anyio's trio backend calls
+    current_token: Callable[[], Any] | None = getattr(anyio.lowlevel, "current_token", None)
+    if current_token is None:  # pragma: no cover - anyio < 4.11
+        return anyio.lowlevel.checkpoint_if_cancelled
+    check: Callable[[], Awaitable[None]] = current_token().backend_class.checkpoint_if_cancelled
+    return check
 
 
 class InboundItems(Generic[T]):

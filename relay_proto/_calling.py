@@ -213,7 +213,8 @@ class CallCommands:
         self, request_id: str, request: PendingRequest, result: JSONObject, events: list[Event]
     ) -> None:
         """A request succeeded: an action's start accepted, a message named, a call
-        passed (no longer this session's: forgotten without a hang-up)."""
+        passed (no longer this session's: forgotten without a hang-up). The connection
+        calls it only for these (``_connection._ACCEPT_TRACKED``)."""
         if request.control_id is not None:
             record = self._tracker.actions.accepted(request.control_id)
             if record is not None:  # abandoned while its start was on its way: stop it

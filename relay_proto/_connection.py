@@ -55,6 +55,12 @@ from ._surface import CallSurface
 from ._tracker import CallTracker
 from ._wire import JSONObject
 
+# ``wire.encode_ack`` for a string id, inlined in ``receive`` (nine frames in ten are acked).
+_ACK_HEAD, _ACK_TAIL = '{"jsonrpc":"2.0","id":', ',"result":{}}'
+_encode_str = wire.encode_string
+# Replies ``CallCommands.accepted`` acts on besides an action's start (the rest: no call).
+_ACCEPT_TRACKED = frozenset(("messaging.send", "calling.pass"))
+
 DEFAULT_AGENT = "relay-proto/0.1"
 _READY = SessionState.READY
 
@@ -287,7 +293,9 @@ class ClientConnection(CallSurface):
         message = wire.parse(text, raw_events=True)
         events: list[Event] = []
         if isinstance(message, dict):  # a signalwire.event, nine frames in ten: acked, then
-            if (event_id := message.get("id")) is not None:  # read, never raised
+            if type(event_id := message.get("id")) is str:  # read, never raised; the ack
+                self._outbox.append(_ACK_HEAD + _encode_str(event_id) + _ACK_TAIL)  # inlined
+            elif event_id is not None:
                 self._outbox.append(wire.encode_ack(event_id))
             # Routed here (reason: no call between on the hot path); ``_reading`` does the rest.
             if type(envelope := message.get("params")) is dict:
@@ -346,7 +354,8 @@ class ClientConnection(CallSurface):
             self._session.accepted(request.contexts)
             if request.surface:
                 events.append(request.succeeded(request_id, message.result))
-            self._calls.accepted(request_id, request, message.result, events)
+            if request.control_id is not None or request.method in _ACCEPT_TRACKED:
+                self._calls.accepted(request_id, request, message.result, events)
         else:
             self._on_failure(request_id, request, *failure, data, events)
 

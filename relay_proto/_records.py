@@ -20,6 +20,7 @@ from typing import Any
 
 from ._errors import RemoteProtocolError
 from ._events import CallInfo, CallState, DialFailed, DialFailureCause, Leg, PlayState, UnknownState
+from ._making import call_info, new_leg
 from ._state import DialStatus
 from ._timers import TimerHandle
 from ._wire import JSONObject
@@ -84,15 +85,15 @@ class TrackedCall:
     max_duration: TimerHandle | None = None
 
     def info(self) -> CallInfo:
-        return CallInfo(
-            call_id=self.call_id,
-            node_id=self.node_id,
-            tag=self.tag,
-            device=self.device,
-            direction=self.direction,
-            state=self.state,
-            context=self.context,
-            raw=self.raw,
+        return call_info(  # ``CallInfo(...)``, made quicker (``_making``)
+            self.call_id,
+            self.node_id,
+            self.tag,
+            self.device,
+            self.direction,
+            self.state,
+            self.context,
+            self.raw,
         )
 
 
@@ -106,13 +107,7 @@ class LegRecord:
     end_sent: bool = False
 
     def snapshot(self) -> Leg:
-        return Leg(
-            call_id=self.call_id,
-            node_id=self.node_id,
-            device=self.device,
-            state=self.state,
-            end_reason=self.end_reason,
-        )
+        return new_leg(self.call_id, self.node_id, self.device, self.state, self.end_reason)
 
 
 @dataclass(slots=True)

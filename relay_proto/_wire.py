@@ -113,7 +113,8 @@ def encode_request(request_id: str, method: str, params: JSONObject) -> str:
 
 
 def encode_ack(request_id: str | int | None) -> str:
-    """The empty result that acknowledges an event (the most frequent frame there is)."""
+    """The empty result that acknowledges an event (the most frequent frame there is;
+    ``_connection.receive`` inlines the string-id case)."""
     if type(request_id) is str:
         return '{"jsonrpc":"2.0","id":' + _encode_str(request_id) + ',"result":{}}'
     return encode_result(request_id, {})
