@@ -414,8 +414,7 @@ class Session:
         the ``Call`` and ``PlayAction`` objects, the link."""
         match event:  # the two of every dial first: each case is a class check
             case RequestSucceeded(request_id=request_id):
-                slot = self._requests.get(request_id)
-                if slot is not None:
+                if (slot := self._requests.get(request_id)) is not None:
                     slot.set(event.result)
             case DialAnswered():
                 self._on_answered(event)
@@ -429,8 +428,7 @@ class Session:
             case RequestFailed():
                 self._on_request_failed(event)
             case DialFailed() | DialTimedOut():
-                dial = self._dials.get(event.tag)
-                if dial is not None:
+                if (dial := self._dials.get(event.tag)) is not None:
                     dial.set(event)
             case CallLost(call_id=call_id):
                 lost = self._calls.pop(call_id, None)
