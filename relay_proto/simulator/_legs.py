@@ -9,6 +9,7 @@ Plain state holders with no behaviour beyond encoding their own event params (th
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -233,7 +234,7 @@ class Bridge:
         self.peer: Leg | None = None
 
 
-class Action:
+class Action(abc.ABC):
     """One running action of a call (any verb but play): the record the generic action
     engine (``_actions``) moves. A verb subclasses it for its own data and implements
     ``halt``. ``timer`` is its one pending timer; ``deadline``/``step`` what it will do
@@ -251,10 +252,10 @@ class Action:
         self.step: TimerCallback | None = None
         self.remaining: float | None = None
 
-    def halt(self, reason: str, now: float) -> None:  # pragma: no cover - every verb has one
+    @abc.abstractmethod
+    def halt(self, reason: str, now: float) -> None:
         """Send this action's terminal event: ``reason`` is ``"stop"`` (a ``.stop``
         request) or ``"ended"`` (its call is ending). The engine then forgets it."""
-        raise NotImplementedError
 
     def snapshot(self) -> LiveAction:
         return LiveAction(
